@@ -1,0 +1,109 @@
+"""The exception hierarchy: one root, foreign exceptions converted once at the edge.
+
+`str()` of every error reads "message: CauseType: cause" so a log line or `status` row is
+enough to act on (after reader's _FancyExceptionBase). Bugs are never wrapped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class AggregatorError(Exception):
+    """Root of every error this program raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        cause = self.__cause__
+        if cause is None:
+            return self.message
+        return f"{self.message}: {type(cause).__name__}: {cause}"
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    """One problem in feeds.toml, located by file, line and key."""
+
+    path: str
+    line: int | None
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line is not None else self.path
+        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+
+
+class ConfigError(AggregatorError):
+    """feeds.toml is unreadable or invalid; fatal at start (CLI exit 2). Holds every problem."""
+
+    def __init__(self, problems: Sequence[ConfigProblem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class SourceError(AggregatorError):
+    """One source failed this poll: recorded, backed off, never stops the run."""
+
+    stage = "update"
+
+    def __init__(self, source: str, message: str) -> None:
+        super().__init__(message)
+        self.source = source
+
+
+class FetchError(SourceError):
+    """Network failure, timeout, HTTP status >= 400, body over the cap, refused address."""
+
+    stage = "fetch"
+
+    def __init__(self, source: str, url: str, message: str, status: int | None = None,
+                 retry_after_seconds: float | None = None) -> None:
+        super().__init__(source, message)
+        self.url = url
+        self.status = status
+        #: the server's Retry-After (429/503), already converted to seconds
+        self.retry_after_seconds = retry_after_seconds
+
+
+class BlockedAddressError(FetchError):
+    """The source's host resolves to a private, loopback or link-local address."""
+
+
+class ParseError(SourceError):
+    """Malformed beyond reading, entity bomb, unknown format, undecodable charset."""
+
+    stage = "parse"
+
+    def __init__(self, source: str, url: str, message: str) -> None:
+        super().__init__(source, message)
+        self.url = url
+
+
+class ItemError(AggregatorError):
+    """One item is skipped (e.g. no article_id derivable); the rest of the source goes on."""
+
+    def __init__(self, source: str, guid: str | None, message: str) -> None:
+        super().__init__(message)
+        self.source = source
+        self.guid = guid
+
+
+class StorageError(AggregatorError):
+    """The storage environment failed (locked, disk full, connection lost); bugs are not wrapped."""
+
+
+class StoreLockedError(StorageError):
+    """Another process holds the store's writer lock."""
+
+
+class PublishError(AggregatorError):
+    """A category feed could not be rendered or written."""
+
+    def __init__(self, category: str, message: str) -> None:
+        super().__init__(message)
+        self.category = category

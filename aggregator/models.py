@@ -1,0 +1,217 @@
+"""The immutable records that flow between the stages; no I/O, almost no logic.
+
+Flow: SourceConfig + SourceState → fetch → Fetched | NotModified → parse → ParsedFeed(RawItem…)
+→ identity + clean → Item → dedupe → ItemChange → storage → UpdateOutcome → publish.
+All datetimes are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+Stage = Literal["config", "fetch", "parse", "identity", "clean", "store", "publish", "update"]
+SourceStatus = Literal["ok", "failing", "retired", "disabled", "new"]
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """A recorded failure, kept as data (like reader's ExceptionInfo)."""
+
+    type_name: str
+    message: str
+    #: which stage failed, so `status` can say "fetch: HTTP 503" without parsing the message
+    stage: str
+    at: datetime
+    traceback_str: str = ""
+
+    @classmethod
+    def from_exception(cls, exc: BaseException, stage: str, at: datetime) -> ErrorInfo:
+        return cls(
+            type_name=type(exc).__name__,
+            message=str(exc),
+            stage=stage,
+            at=at,
+            traceback_str="".join(traceback.format_exception(exc)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    """What storage remembers about one source between polls."""
+
+    name: str
+    #: conditional-GET validators owned by the source (RFC 9110 §13.1)
+    etag: str | None = None
+    last_modified: str | None = None
+    next_poll_at: datetime | None = None
+    #: consecutive failures; one success resets it (drives backoff)
+    failures: int = 0
+    last_error: ErrorInfo | None = None
+    last_success_at: datetime | None = None
+    last_polled_at: datetime | None = None
+    last_status: int | None = None
+    #: URL announced by a permanent redirect (301/308), and how many polls in a row announced it
+    moved_to: str | None = None
+    moved_count: int = 0
+    #: set on HTTP 410 Gone: the source is not polled until its config changes
+    retired_url: str | None = None
+    #: the config URL the validators and redirect belong to; a changed URL resets them
+    config_url: str | None = None
+
+    def replace(self, **changes: object) -> SourceState:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """A 2xx response body, complete and within the size cap."""
+
+    source_name: str
+    url: str
+    final_url: str
+    status: int
+    #: response headers with lower-cased names
+    headers: Mapping[str, str]
+    body: bytes
+    fetched_at: datetime
+    #: permanent redirect hops seen on the way (301/308), for moved-source tracking
+    permanent_redirect: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NotModified:
+    """A 304 answer to a conditional GET: a normal result, not an error."""
+
+    source_name: str
+    url: str
+    headers: Mapping[str, str]
+    fetched_at: datetime
+    status: int = 304
+
+
+FetchResult = Fetched | NotModified
+
+
+@dataclass(frozen=True, slots=True)
+class RawItem:
+    """One item as the source said it, untouched (no cleaning, no id decisions)."""
+
+    guid: str | None = None
+    url: str | None = None
+    title: str = ""
+    #: full article HTML as sent (content:encoded / atom:content / JSON body)
+    html: str = ""
+    #: the source's summary or digest, when it has one besides the body
+    summary: str = ""
+    published: datetime | None = None
+    updated: datetime | None = None
+    author: str | None = None
+    #: an explicit article id given by the source (JSON infoCode field)
+    explicit_id: str | None = None
+    #: the publishing medium (南通日报), used for `categories = "auto"`
+    medium: str | None = None
+    #: terms the source itself attached to the item
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    """What parse made of one fetched document."""
+
+    source_name: str
+    title: str = ""
+    link: str | None = None
+    items: tuple[RawItem, ...] = ()
+    #: problems the parser tolerated (malformed but readable), logged, not fatal
+    warnings: tuple[str, ...] = ()
+    #: RSS <ttl> in minutes, a hint for the next poll
+    ttl_minutes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A RawItem with its identity decided and the hash of what the source sent."""
+
+    article_id: str
+    source_name: str
+    categories: frozenset[str]
+    raw: RawItem
+    #: hash of the raw item before cleaning: unchanged input is never cleaned again
+    raw_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One article as stored and published; one per article_id across all sources."""
+
+    article_id: str
+    title: str
+    url: str | None
+    html: str
+    published: datetime | None
+    updated: datetime
+    categories: frozenset[str]
+    #: every source the article reached us through
+    sources: frozenset[str]
+    #: hash of the cleaned, published fields (title, url, html, published, author, summary)
+    content_hash: str
+    summary: str = ""
+    author: str | None = None
+    first_seen: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredItem:
+    """What dedupe needs to know about an item already in storage."""
+
+    article_id: str
+    content_hash: str
+    categories: frozenset[str]
+    #: source name → raw_hash last seen from that source
+    raw_hashes: Mapping[str, str] = field(default_factory=dict)
+    updated: datetime | None = None
+    published: datetime | None = None
+    first_seen: datetime | None = None
+
+
+ChangeAction = Literal["insert", "update", "link", "unchanged"]
+
+
+@dataclass(frozen=True, slots=True)
+class ItemChange:
+    """Dedupe's decision for one candidate.
+
+    insert: a new article. update: content changed, `updated` moves. link: same content,
+    but a new source/category/raw hash to remember. unchanged: nothing to write.
+    """
+
+    action: ChangeAction
+    item: Item
+    source_name: str
+    raw_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateOutcome:
+    """What one poll of one source did; recorded and printed by `poll`."""
+
+    source_name: str
+    status: Literal["new", "updated", "unchanged", "not_modified", "error", "skipped", "retired"]
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped_items: int = 0
+    error: ErrorInfo | None = None
+    next_poll_at: datetime | None = None
+    duration_seconds: float = 0.0
+    #: time spent in the network part of the poll (for the fetch latency histogram)
+    fetch_seconds: float = 0.0
+    http_status: int | None = None
+    bytes_fetched: int = 0
+    #: categories whose feeds must be republished
+    changed_categories: frozenset[str] = frozenset()
