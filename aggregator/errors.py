@@ -32,9 +32,13 @@ class ConfigProblem:
     line: int | None
     key: str
     message: str
+    #: 1-based column, known for TOML syntax errors only
+    column: int | None = None
 
     def __str__(self) -> str:
         where = f"{self.path}:{self.line}" if self.line is not None else self.path
+        if self.line is not None and self.column is not None:
+            where = f"{where}:{self.column}"
         return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
 
 
@@ -44,6 +48,10 @@ class ConfigError(AggregatorError):
     def __init__(self, problems: Sequence[ConfigProblem]) -> None:
         self.problems = tuple(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
+
+    def __str__(self) -> str:
+        # each problem already says what went wrong; a cause suffix would only repeat it on the last line
+        return self.message
 
 
 class SourceError(AggregatorError):

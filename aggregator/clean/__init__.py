@@ -1,0 +1,81 @@
+"""Clean item HTML for the mirror: site rules first (widgets, quote links, hidden, tracking), the nh3 allowlist last.
+
+`clean_html` never raises on any str: malformed markup is repaired by libxml2's HTML parser, never
+dropped. What is removed and why, the rules format and how to try a rule: docs/cleaning.md.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import re
+
+from aggregator.clean.sanitize import sanitize_html
+from aggregator.clean.text import clean_text, visible_text
+from aggregator.clean.tree import (
+    CompiledRules,
+    DepthLimitError,
+    InvalidRuleError,
+    apply_rules,
+    compile_rules,
+    parse_fragment,
+    serialize_children,
+)
+from aggregator.clean.urls import absolute_url, strip_tracking_params
+from aggregator.config import CleanRules
+
+__all__ = [
+    "CleanRules",
+    "CompiledRules",
+    "InvalidRuleError",
+    "absolute_url",
+    "clean_html",
+    "clean_text",
+    "compile_rules",
+    "strip_tracking_params",
+    "visible_text",
+]
+
+_DEFAULT_RULES = CleanRules()
+# Characters no HTML parser keeps: C0 controls other than whitespace, lone surrogates (a str decoded
+# with errors="surrogateescape"), and the noncharacters U+FFFE/U+FFFF that libxml2 rejects.
+_UNPARSABLE_RE = re.compile("[\x00-\x08\x0b\x0e-\x1f\ufffe\uffff]|[\ud800-\udfff]")
+# `</body>` or `</html>` inside a fragment makes libxml2 drop everything after it
+_DOCUMENT_END_RE = re.compile(r"</\s*(?:body|html)\b[^>]*>", re.IGNORECASE)
+
+
+def clean_html(html: str, base_url: str | None, rules: CleanRules = _DEFAULT_RULES) -> str:
+    """The item HTML a mirror can publish: the article as written, without widgets, tracking or script.
+
+    `base_url` is the item's own URL; relative links and images are resolved against it.
+    Raises InvalidRuleError only for `rules` that do not compile (feeds.toml is checked before).
+    """
+    compiled = compile_rules(rules)
+    for pattern, replacement in compiled.replacements:
+        html = pattern.sub(replacement, html)
+    html = _prepare(html)
+    if not html.strip():
+        return ""
+    try:
+        body = parse_fragment(html)
+    except DepthLimitError:
+        return _clean_as_text(html)
+    apply_rules(body, compiled, base_url)
+    return sanitize_html(serialize_children(body)).strip()
+
+
+def _prepare(html: str) -> str:
+    """Normalise what parsers disagree on: newlines (HTML §13.2.3.5), control characters, `</body>`."""
+    if "\r" in html:
+        html = html.replace("\r\n", "\n").replace("\r", "\n")
+    html = html.replace("\x0c", " ")
+    if _UNPARSABLE_RE.search(html):
+        html = _UNPARSABLE_RE.sub(lambda match: "\ufffd" if match.group() >= "\ud800" else "", html)
+    if "</" in html:
+        html = _DOCUMENT_END_RE.sub("", html)
+    return html
+
+
+def _clean_as_text(html: str) -> str:
+    """Markup nested deeper than libxml2 builds trees: keep its text, drop every tag (never the words)."""
+    text = clean_text(html)
+    return f"<p>{html_lib.escape(text, quote=False)}</p>" if text else ""

@@ -1,0 +1,281 @@
+"""The `aggregator` command line: parse arguments, load the config, call the stage that does the work.
+
+No business logic here. Exit codes: 0 done (a poll pass with failed sources still ran: 0),
+1 an environment error (storage unreachable, file unreadable), 2 invalid config or usage,
+3 the store is locked by another writer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import TextIO
+
+from aggregator import __version__
+from aggregator.config import Config, load_config
+from aggregator.errors import AggregatorError, ConfigError, StoreLockedError
+from aggregator.log import setup_logging
+from aggregator.models import UpdateOutcome
+
+EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
+
+Handler = Callable[[argparse.Namespace, TextIO], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help(sys.stderr)
+        return EXIT_CONFIG
+    setup_logging(args.verbose - args.quiet, args.log_format)
+    try:
+        result: int = args.handler(args, sys.stdout)
+        return result
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    except StoreLockedError as exc:
+        print(f"aggregator: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
+    except AggregatorError as exc:
+        print(f"aggregator: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Global options are accepted before and after the command name (`--config` on every command)."""
+    parser = argparse.ArgumentParser(prog="aggregator", description="Regional news feed aggregator and mirror.")
+    parser.add_argument("--version", action="version", version=f"aggregator {__version__}")
+    _add_global_options(parser, suppress=False)
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    def command(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        _add_global_options(sub, suppress=True)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    command("check", _check, "validate feeds.toml; print every problem as file:line: key: message")
+
+    poll = command("poll", _poll, "poll due sources once, store, republish changed categories (cron-safe)")
+    poll.add_argument("--all", action="store_true", help="poll every enabled source, due or not")
+    poll.add_argument("--source", action="append", metavar="NAME", default=[], help="poll only this source (repeatable)")
+    poll.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS",
+                      help="wait this long for another writer to finish (default 60)")
+
+    command("build", _build, "re-render every category feed from the store without fetching")
+
+    run = command("run", _run, "run the scheduler daemon: poll every source on its own schedule and serve feeds")
+    run.add_argument("--listen", metavar="HOST:PORT", help="override settings.listen")
+
+    serve = command("serve", _serve, "serve the published feeds over HTTP")
+    serve.add_argument("--listen", metavar="HOST:PORT", help="override settings.listen")
+
+    status = command("status", _status, "one row per source: state, last success, last error, next poll")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+
+    clean = command("clean", _clean, "print what the cleaner makes of an HTML fragment")
+    clean.add_argument("file", nargs="?", default="-", help="HTML file, or - for stdin (default)")
+    clean.add_argument("--source", metavar="NAME", help="use this source's cleaning rules and URL")
+    clean.add_argument("--base-url", metavar="URL", help="resolve relative links against this URL")
+
+    import_jekyll = command("import-jekyll", _import_jekyll, "import the legacy mirror's Jekyll posts")
+    import_jekyll.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="_posts/ or old_post/ folders")
+    import_jekyll.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS")
+
+    import_opml = command("import-opml", _import_opml, "print [[sources]] blocks for the feeds of an OPML file")
+    import_opml.add_argument("file", type=Path)
+    import_opml.add_argument("--category", metavar="ID", help="category for the imported sources")
+
+    command("export-opml", _export_opml, "print the feed sources as OPML 2.0")
+    return parser
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """On subcommands the defaults are suppressed so a value given before the command is kept."""
+    default = argparse.SUPPRESS if suppress else None
+    group = parser.add_argument_group("global options")
+    group.add_argument("--config", type=Path, metavar="PATH",
+                       default=default if suppress else None,
+                       help="feeds.toml to use (default: $AGGREGATOR_CONFIG, else ./feeds.toml)")
+    group.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS if suppress else 0,
+                       help="more log output (repeatable)")
+    group.add_argument("-q", "--quiet", action="count", default=argparse.SUPPRESS if suppress else 0,
+                       help="only errors")
+    group.add_argument("--log-format", choices=["text", "json"], default=argparse.SUPPRESS if suppress else "text",
+                       help="log line format (json for collectors)")
+
+
+def _config_path(args: argparse.Namespace) -> Path:
+    if args.config is not None:
+        return Path(args.config)
+    return Path(os.environ.get("AGGREGATOR_CONFIG", "feeds.toml"))
+
+
+def _load(args: argparse.Namespace) -> Config:
+    return load_config(_config_path(args), os.environ)
+
+
+def _check(args: argparse.Namespace, out: TextIO) -> int:
+    config = _load(args)
+    print(f"{_config_path(args)}: ok ({len(config.sources)} sources, {len(config.categories)} categories)", file=out)
+    return EXIT_OK
+
+
+def _poll(args: argparse.Namespace, out: TextIO) -> int:
+    from aggregator.fetch import HttpFetcher
+    from aggregator.progress import Progress
+    from aggregator.publish import publish_categories
+    from aggregator.storage import open_storage
+    from aggregator.update import Updater, select_due, utc_now
+
+    config = _load(args)
+    unknown = sorted(set(args.source) - {s.name for s in config.sources})
+    if unknown:
+        print(f"aggregator: unknown source(s): {', '.join(unknown)}", file=sys.stderr)
+        return EXIT_CONFIG
+    storage = open_storage(config.settings.store)
+    try:
+        with storage.writer_lock(args.lock_timeout):
+            if args.source:
+                sources = [s for s in config.sources if s.name in set(args.source)]
+            elif args.all:
+                sources = [s for s in config.sources if s.enabled]
+            else:
+                sources = select_due(config, storage.get_source_states(), utc_now())
+            progress = Progress(total=len(sources), stream=sys.stderr)
+            # Fork the parse/clean workers before any thread or event loop exists.
+            workers = min(os.cpu_count() or 1, 8)
+            use_pool = len(sources) > 1 and workers > 1
+            with ProcessPoolExecutor(max_workers=workers) if use_pool else contextlib.nullcontext() as pool:
+
+                async def run_pass() -> list[UpdateOutcome]:
+                    async with HttpFetcher(config.settings) as fetcher:
+                        updater = Updater(config, storage, fetcher, executor=pool)
+                        return await updater.update_sources(sources, on_outcome=progress.advance)
+
+                outcomes = asyncio.run(run_pass())
+            progress.close()
+            changed = sorted({c for o in outcomes for c in o.changed_categories})
+            published = publish_categories(storage, config, changed) if changed else []
+    finally:
+        storage.close()
+    _print_summary(outcomes, published, out)
+    return EXIT_OK
+
+
+def _print_summary(outcomes: Sequence[UpdateOutcome], published: Sequence[str], out: TextIO) -> None:
+    labels = {"not_modified": "not modified"}
+    width = max([len(o.source_name) for o in outcomes] + [6])
+    for o in sorted(outcomes, key=lambda o: o.source_name):
+        detail = f"new {o.inserted}, updated {o.updated}, unchanged {o.unchanged}"
+        if o.error is not None:
+            detail = f"{o.error.stage}: {o.error.message}"
+        print(f"{o.source_name:<{width}}  {labels.get(o.status, o.status):<12}  {detail}", file=out)
+    totals = {s: sum(o.status == s for o in outcomes) for s in ("new", "updated", "unchanged", "not_modified", "error")}
+    print(
+        f"{len(outcomes)} sources: {totals['new']} with new items, {totals['updated']} updated, "
+        f"{totals['unchanged']} unchanged, {totals['not_modified']} not modified, {totals['error']} failed; "
+        f"{sum(o.inserted for o in outcomes)} new items; republished: {', '.join(published) or 'nothing'}",
+        file=out,
+    )
+
+
+def _build(args: argparse.Namespace, out: TextIO) -> int:
+    from aggregator.publish import publish_categories
+    from aggregator.storage import open_storage
+
+    config = _load(args)
+    storage = open_storage(config.settings.store)
+    try:
+        written = publish_categories(storage, config, None)
+    finally:
+        storage.close()
+    print(f"rewrote {len(written)} feed(s): {', '.join(written) or 'none changed'}", file=out)
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace, out: TextIO) -> int:
+    from aggregator.daemon import run_daemon
+
+    _load(args)  # refuse to start on an invalid config, with the same messages as `check`
+    return run_daemon(_config_path(args), listen=args.listen, env=os.environ)
+
+
+def _serve(args: argparse.Namespace, out: TextIO) -> int:
+    from aggregator.serve import serve_forever
+
+    config = _load(args)
+    serve_forever(config, args.listen or config.settings.listen)
+    return EXIT_OK
+
+
+def _status(args: argparse.Namespace, out: TextIO) -> int:
+    from aggregator.status import format_status, status_rows
+    from aggregator.storage import open_storage
+    from aggregator.update import utc_now
+
+    config = _load(args)
+    storage = open_storage(config.settings.store)
+    try:
+        rows = status_rows(config, storage.get_source_states(), storage.items_per_source(), utc_now())
+    finally:
+        storage.close()
+    print(format_status(rows, as_json=args.json), file=out)
+    return EXIT_OK
+
+
+def _clean(args: argparse.Namespace, out: TextIO) -> int:
+    from aggregator.clean import clean_html
+    from aggregator.config import CleanRules
+
+    rules, base_url = CleanRules(), args.base_url
+    if args.source:
+        source = _load(args).source(args.source)
+        rules, base_url = source.clean, base_url or source.url
+    try:
+        html = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        print(f"aggregator: clean: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return EXIT_ERROR
+    print(clean_html(html, base_url, rules), file=out)
+    return EXIT_OK
+
+
+def _import_jekyll(args: argparse.Namespace, out: TextIO) -> int:
+    from aggregator.importers.jekyll import import_legacy_posts
+    from aggregator.progress import Progress
+    from aggregator.storage import open_storage
+
+    config = _load(args)
+    storage = open_storage(config.settings.store)
+    try:
+        with storage.writer_lock(args.lock_timeout):
+            report = import_legacy_posts(storage, config, args.dirs, progress=Progress(None, sys.stderr))
+    finally:
+        storage.close()
+    print(report.summary(), file=out)
+    return EXIT_OK
+
+
+def _import_opml(args: argparse.Namespace, out: TextIO) -> int:
+    from aggregator.importers.opml import opml_to_toml
+
+    print(opml_to_toml(args.file.read_bytes(), category=args.category), file=out)
+    return EXIT_OK
+
+
+def _export_opml(args: argparse.Namespace, out: TextIO) -> int:
+    from aggregator.importers.opml import export_opml
+
+    out.write(export_opml(_load(args)).decode("utf-8"))
+    return EXIT_OK

@@ -1,0 +1,425 @@
+"""`aggregator run`: poll every source on its own schedule, publish what changed, reload feeds.toml live.
+
+The daemon is the store's single writer: it holds `storage.writer_lock` for its whole life, polls
+through one Updater (which touches storage only in the event loop's thread), publishes from one task
+(never two writers of a feed file) and serves feeds, /healthz and /metrics from a uvicorn thread.
+When to poll next is decided elsewhere (schedule.py through update.py): the daemon follows each
+outcome's `next_poll_at`. The only module importing apscheduler (3.x, see pyproject.toml).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import time
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from starlette.types import ASGIApp
+
+from aggregator.config import Config, SourceConfig, load_config
+from aggregator.config_diff import ConfigDiff, diff_configs
+from aggregator.daemon_http import HttpThread, SwappableApp, bind_listener, create_metrics_app, listener_url
+from aggregator.errors import ConfigError, PublishError, StorageError
+from aggregator.fetch import HttpFetcher
+from aggregator.metrics import Metrics
+from aggregator.models import SourceState, UpdateOutcome
+from aggregator.publish import publish_categories
+from aggregator.schedule import spread_offset
+from aggregator.serve import create_app
+from aggregator.status import is_retired
+from aggregator.storage import Storage, open_storage
+from aggregator.update import Updater, utc_now
+
+log = logging.getLogger("aggregator.daemon")
+
+#: a cron `poll` holding the store gets this long to finish its pass before the daemon gives up
+WRITER_LOCK_WAIT_SECONDS = 60.0
+#: in-flight polls get this long after SIGTERM; `docker stop` sends SIGKILL 10 s after SIGTERM
+SHUTDOWN_GRACE_SECONDS = 8.0
+CONFIG_CHECK_SECONDS = 1.0
+#: polls finishing close together are published in one pass
+PUBLISH_DEBOUNCE_SECONDS = 1.0
+PUBLISH_RETRY_SECONDS = 60.0
+HEARTBEAT_SECONDS = 1.0
+#: /healthz fails when the scheduler has not run its heartbeat job for this long
+HEARTBEAT_STALE_SECONDS = 15.0
+#: sources added or changed by a reload are first polled within this window, spread by name
+RELOAD_SPREAD = timedelta(seconds=10)
+#: cron sources sharing an expression would all fire on the same second
+CRON_JITTER_SECONDS = 30
+#: threads for parsing and cleaning, so a large document does not stall the event loop's timers
+WORKER_THREADS = 2
+#: settings taken once at start; a reload that changes them is logged, and applied by a restart
+RESTART_SETTINGS = ("store", "listen")
+
+
+def run_daemon(config_path: Path, *, listen: str | None, env: Mapping[str, str]) -> int:
+    """Run until SIGTERM/SIGINT, then return 0.
+
+    Start-up failures raise for cli.main to report: ConfigError, StoreLockedError (another writer
+    holds the store), AggregatorError (store unreachable, address in use).
+    """
+    config = load_config(config_path, env)
+    storage = open_storage(config.settings.store)
+    try:
+        with storage.writer_lock(WRITER_LOCK_WAIT_SECONDS), \
+                bind_listener(listen or config.settings.listen) as listener, \
+                ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="aggregator-work") as executor:
+            daemon = Daemon(config_path, env, config, storage, executor)
+            asyncio.run(daemon.run(listener))
+    finally:
+        storage.close()
+    return 0
+
+
+def resume_at(name: str, stored: datetime | None, interval: timedelta, max_delay: timedelta,
+              now: datetime) -> datetime:
+    """First poll after a start: the stored next-poll time when still ahead, else soon, spread by name.
+
+    A restart therefore never polls everything at once. `max_delay` bounds a stored time that lies
+    absurdly far ahead (the clock was wrong when it was stored).
+    """
+    if stored is not None and stored > now:
+        return min(stored, now + max_delay)
+    return now + spread_offset(name, interval)
+
+
+class Daemon:
+    """One running `aggregator run`; `run()` returns after SIGTERM/SIGINT and a clean shutdown."""
+
+    def __init__(self, config_path: Path, env: Mapping[str, str], config: Config, storage: Storage,
+                 executor: ThreadPoolExecutor) -> None:
+        self._config_path = config_path
+        self._env = env
+        self._config = config
+        self._sources = {source.name: source for source in config.sources}
+        self._storage = storage
+        self._executor = executor
+        self._metrics = Metrics()
+        self._scheduler = AsyncIOScheduler(
+            timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
+        )
+        self._fetcher: HttpFetcher | None = None
+        self._fetcher_stack = contextlib.AsyncExitStack()
+        self._updater: Updater | None = None
+        self._http_app = SwappableApp(self._create_http_app(config))
+        self._in_flight: set[asyncio.Task[Any]] = set()
+        self._closers: set[asyncio.Task[Any]] = set()
+        self._pending_categories: set[str] = set()
+        self._publish_all = False
+        self._publish_wanted = asyncio.Event()
+        self._reload_wanted = asyncio.Event()
+        self._stop_wanted = asyncio.Event()
+        self._closing = False
+        self._heartbeat = time.monotonic()
+
+    async def run(self, listener: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._request_stop, signum)
+        loop.add_signal_handler(signal.SIGHUP, self._reload_wanted.set)
+        async with contextlib.AsyncExitStack() as stack:
+            # unwound in reverse: HTTP stops, then the scheduler, then the fetchers close
+            stack.push_async_callback(self._close_fetchers)
+            await self._open_fetcher()
+            states = self._storage.get_source_states()
+            self._metrics.load_states(states, self._sources)
+            self._scheduler.start()
+            stack.callback(self._scheduler.shutdown, wait=False)
+            self._scheduler.add_job(self._beat, IntervalTrigger(seconds=HEARTBEAT_SECONDS), id="heartbeat")
+            scheduled = self._schedule_at_start(states)
+            http = HttpThread(self._http_app, listener)
+            http.start()
+            stack.push_async_callback(asyncio.to_thread, http.stop)
+            log.info("daemon: started: %d of %d sources scheduled; store %s; listening on %s",
+                     scheduled, len(self._config.sources), self._storage.url, listener_url(listener))
+            self._request_publish(None)
+            publisher = asyncio.create_task(self._publish_loop())
+            watcher = asyncio.create_task(self._watch_config())
+            await self._stop_wanted.wait()
+            await self._drain(publisher, watcher)
+        log.info("daemon: stopped")
+
+    def _request_stop(self, signum: int) -> None:
+        if self._stop_wanted.is_set():
+            log.warning("daemon: %s again: cancelling %d in-flight polls", signal.Signals(signum).name,
+                        len(self._in_flight))
+            for task in self._in_flight:
+                task.cancel()
+            return
+        log.info("daemon: %s: stopping", signal.Signals(signum).name)
+        self._stop_wanted.set()
+
+    async def _drain(self, publisher: asyncio.Task[None], watcher: asyncio.Task[None]) -> None:
+        """Stop scheduling, let in-flight polls finish within the grace period, publish what they changed."""
+        self._scheduler.pause()
+        watcher.cancel()
+        if self._in_flight:
+            log.info("daemon: waiting up to %.0fs for %d in-flight polls", SHUTDOWN_GRACE_SECONDS,
+                     len(self._in_flight))
+            _, late = await asyncio.wait(set(self._in_flight), timeout=SHUTDOWN_GRACE_SECONDS)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
+        self._closing = True
+        self._publish_wanted.set()
+        await publisher
+
+    # --- scheduling ---------------------------------------------------------------------------
+
+    def _schedule_at_start(self, states: Mapping[str, SourceState]) -> int:
+        now = utc_now()
+        settings = self._config.settings
+        scheduled = 0
+        for source in self._config.sources:
+            state = states.get(source.name) or SourceState(name=source.name)
+            if not source.enabled:
+                continue
+            if is_retired(source, state):
+                log.warning("daemon: source=%s is retired (HTTP 410); change its url in feeds.toml to poll it "
+                            "again", source.name, extra={"source": source.name})
+                continue
+            interval = self._config.interval_of(source)
+            # Validators and next-poll times remembered for an older URL do not apply to this one.
+            stored = state.next_poll_at if state.config_url in (None, source.url) else None
+            max_delay = max(interval, settings.max_interval, settings.max_backoff)
+            self._schedule(source, resume_at(source.name, stored, interval, max_delay, now))
+            scheduled += 1
+        return scheduled
+
+    def _schedule(self, source: SourceConfig, first_run: datetime) -> None:
+        trigger = self._trigger_for(source)
+        if isinstance(trigger, CronTrigger):
+            first_run = trigger.get_next_fire_time(None, first_run)
+        self._scheduler.add_job(
+            self._poll_job, trigger, args=(source.name,), id=source.name, name=f"poll {source.name}",
+            replace_existing=True, next_run_time=first_run,
+        )
+
+    def _unschedule(self, name: str) -> None:
+        with contextlib.suppress(JobLookupError):
+            self._scheduler.remove_job(name)
+
+    def _trigger_for(self, source: SourceConfig) -> BaseTrigger:
+        if source.cron is not None:
+            # from_crontab's field order; config.py admits weekday names only, which mean the same
+            # day to crontab and APScheduler 3 (agronholm/apscheduler#286)
+            minute, hour, day, month, day_of_week = source.cron.split()
+            return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=day_of_week,
+                               timezone=ZoneInfo(self._config.timezone_of(source)), jitter=CRON_JITTER_SECONDS)
+        # Only a fallback: after every poll the job is moved to the outcome's next_poll_at.
+        return IntervalTrigger(seconds=self._config.interval_of(source).total_seconds(), timezone=UTC)
+
+    def _create_http_app(self, config: Config) -> ASGIApp:
+        """The feeds of `config`, /healthz answered from the scheduler's heartbeat, and /metrics."""
+        metrics_app = create_metrics_app(self._metrics)
+        return create_app(config, extra_routes=[("/metrics", metrics_app)], is_alive=self._is_alive)
+
+    async def _beat(self) -> None:
+        self._heartbeat = time.monotonic()
+
+    def _is_alive(self) -> bool:
+        # Read from the HTTP thread: a float and a bool, each read atomically.
+        return self._scheduler.running and time.monotonic() - self._heartbeat < HEARTBEAT_STALE_SECONDS
+
+    async def _poll_job(self, name: str) -> None:
+        task = asyncio.current_task()
+        assert task is not None  # APScheduler runs coroutine jobs as tasks
+        source, updater = self._sources.get(name), self._updater
+        if source is None or updater is None:
+            return
+        self._in_flight.add(task)
+        try:
+            outcome = await updater.update_source(source)
+        except StorageError as e:
+            log.error("store: the poll of source=%s was not saved: %s", name, e, extra={"source": name})
+            return
+        except asyncio.CancelledError:
+            # Storage writes are synchronous, so a cancelled poll saved all of itself or nothing.
+            log.warning("daemon: source=%s poll cancelled at shutdown; it is repeated next start", name,
+                        extra={"source": name})
+            return
+        finally:
+            self._in_flight.discard(task)
+        self._after_poll(source, outcome)
+
+    def _after_poll(self, source: SourceConfig, outcome: UpdateOutcome) -> None:
+        now = utc_now()
+        self._metrics.record_outcome(outcome, now)
+        if outcome.changed_categories:
+            self._request_publish(outcome.changed_categories)
+        if self._sources.get(source.name) != source:
+            return  # a reload changed or removed the source meanwhile, and rescheduled it
+        if outcome.status == "retired":
+            log.warning("daemon: source=%s is gone (HTTP 410); not polled until its url in feeds.toml changes",
+                        source.name, extra={"source": source.name})
+            self._unschedule(source.name)
+            return
+        next_run = self._next_run(source, outcome, now)
+        if next_run is not None:
+            with contextlib.suppress(JobLookupError):
+                self._scheduler.modify_job(source.name, next_run_time=next_run)
+
+    def _next_run(self, source: SourceConfig, outcome: UpdateOutcome, now: datetime) -> datetime | None:
+        """The outcome's next poll; a cron source keeps its own times except to back off after a failure."""
+        if source.cron is None:
+            return outcome.next_poll_at or now + self._config.interval_of(source)
+        if outcome.error is None or outcome.next_poll_at is None:
+            return None
+        job = self._scheduler.get_job(source.name)
+        return job.trigger.get_next_fire_time(None, outcome.next_poll_at) if job is not None else None
+
+    # --- publishing ---------------------------------------------------------------------------
+
+    def _request_publish(self, categories: Iterable[str] | None) -> None:
+        self._remember_publish(categories)
+        self._publish_wanted.set()
+
+    def _remember_publish(self, categories: Iterable[str] | None) -> None:
+        if categories is None:
+            self._publish_all = True
+        else:
+            self._pending_categories.update(categories)
+
+    async def _publish_loop(self) -> None:
+        """The only writer of feed files; returns after a last pass once the daemon is closing."""
+        while True:
+            await self._publish_wanted.wait()
+            if not self._closing:
+                await asyncio.sleep(PUBLISH_DEBOUNCE_SECONDS)
+            self._publish_wanted.clear()
+            await self._publish_pending()
+            if self._closing:
+                return
+
+    async def _publish_pending(self) -> None:
+        if not (self._publish_all or self._pending_categories):
+            return
+        categories = None if self._publish_all else sorted(self._pending_categories)
+        self._publish_all, self._pending_categories = False, set()
+        try:
+            written = await asyncio.to_thread(publish_categories, self._storage, self._config, categories)
+        except (PublishError, StorageError) as e:
+            log.error("publish: %s; retrying in %.0fs", e, PUBLISH_RETRY_SECONDS)
+            self._remember_publish(categories)
+            asyncio.get_running_loop().call_later(PUBLISH_RETRY_SECONDS, self._publish_wanted.set)
+            return
+        if written:
+            log.info("publish: rewrote %s", ", ".join(written))
+
+    # --- configuration ------------------------------------------------------------------------
+
+    async def _watch_config(self) -> None:
+        """Reload on SIGHUP, or once feeds.toml changed and then stayed the same for one check.
+
+        Waiting for a stable file skips the half-written states of editors that truncate and rewrite.
+        """
+        applied = seen = _file_signature(self._config_path)
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._reload_wanted.wait(), CONFIG_CHECK_SECONDS)
+            current = _file_signature(self._config_path)
+            if self._reload_wanted.is_set():
+                self._reload_wanted.clear()
+                await self._reload_config("SIGHUP")
+                applied = current
+            elif current is not None and current != applied and current == seen:
+                await self._reload_config("file changed")
+                applied = current
+            seen = current
+
+    async def _reload_config(self, reason: str) -> None:
+        try:
+            new = load_config(self._config_path, self._env)
+        except ConfigError as e:
+            log.error("config: rejected the edit of %s (%s); still running on the last good configuration",
+                      self._config_path, reason)
+            for problem in e.problems:
+                log.error("config: %s", problem)
+            return
+        new = self._keep_restart_settings(new)
+        diff = diff_configs(self._config, new)
+        if diff.is_empty():
+            log.info("config: %s reloaded (%s): nothing changed", self._config_path, reason)
+            return
+        log.info("config: %s reloaded (%s): %s", self._config_path, reason, "; ".join(diff.describe()))
+        await self._apply_config(new, diff)
+
+    def _keep_restart_settings(self, new: Config) -> Config:
+        kept = {key: getattr(self._config.settings, key) for key in RESTART_SETTINGS
+                if getattr(self._config.settings, key) != getattr(new.settings, key)}
+        for key, value in kept.items():
+            log.warning("config: settings.%s changed; restart the daemon to apply it (still %s)", key, value)
+        if not kept:
+            return new
+        return new.model_copy(update={"settings": new.settings.model_copy(update=kept)})
+
+    async def _apply_config(self, new: Config, diff: ConfigDiff) -> None:
+        self._config = new
+        self._sources = {source.name: source for source in new.sources}
+        if diff.changed_settings:
+            await self._open_fetcher()
+        else:
+            self._updater = self._make_updater()
+        self._http_app.app = self._create_http_app(new)
+        for name in diff.removed_sources:
+            self._unschedule(name)
+            self._metrics.forget_source(name)
+        now = utc_now()
+        for name, source in self._sources.items():
+            if name in diff.added_sources or name in diff.changed_sources:
+                self._unschedule(name)
+                if source.enabled:
+                    self._schedule(source, now + spread_offset(name, min(new.interval_of(source), RELOAD_SPREAD)))
+            else:
+                # the default interval or timezone may have changed; the next poll time stays
+                with contextlib.suppress(JobLookupError):
+                    self._scheduler.modify_job(name, trigger=self._trigger_for(source))
+        if diff.added_categories or diff.removed_categories or diff.changed_categories or diff.changed_settings:
+            self._request_publish(None)
+
+    async def _open_fetcher(self) -> None:
+        """A fetcher for the current settings; polls still using the previous one finish before it closes."""
+        old_fetcher, old_stack = self._fetcher, self._fetcher_stack
+        self._fetcher_stack = contextlib.AsyncExitStack()
+        self._fetcher = await self._fetcher_stack.enter_async_context(HttpFetcher(self._config.settings))
+        self._updater = self._make_updater()
+        if old_fetcher is not None:
+            self._closers.add(asyncio.create_task(_close_after(old_stack, set(self._in_flight))))
+
+    def _make_updater(self) -> Updater:
+        assert self._fetcher is not None  # opened first thing in run()
+        return Updater(self._config, self._storage, self._fetcher, executor=self._executor)
+
+    async def _close_fetchers(self) -> None:
+        await asyncio.gather(*self._closers)
+        await self._fetcher_stack.aclose()
+
+
+async def _close_after(stack: contextlib.AsyncExitStack, users: set[asyncio.Task[Any]]) -> None:
+    if users:
+        await asyncio.wait(users)
+    await stack.aclose()
+
+
+def _file_signature(path: Path) -> tuple[int, int, int] | None:
+    """mtime, inode and size: an in-place write changes the first, an editor's rename the second."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None  # between an editor's unlink and rename
+    return stat.st_mtime_ns, stat.st_ino, stat.st_size

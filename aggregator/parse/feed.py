@@ -1,0 +1,226 @@
+"""Read an RSS 0.9x/1.0/2.0 or Atom 0.3/1.0 document (kind = "feed") into RawItems through feedparser.
+
+The bytes go through our own steps before feedparser sees them: charset.decode_document chooses
+the charset, xml_safety.strip_prolog drops the DTD, and feedparser gets UTF-8 bytes in a BytesIO
+(never a string it could take for a URL or a file name) behind our own declaration
+`<?xml version="1.0" encoding="utf-8"?>` and a matching Content-Type, so its own charset rules
+(RFC 3023 us-ascii defaults) cannot undo the decision. Sanitizing and relative-URI resolution are
+off: clean/ sanitizes last and resolves URLs against the item's page (STYLE §6.8).
+
+Readable vs unreadable: a document feedparser recognises as RSS/Atom (`version`) is ingested,
+malformed or not, as long as it yields items or a channel title; its problems become
+ParsedFeed.warnings. Anything else (an HTML error page, JSON, an empty body, garbage) raises
+ParseError. feedparser's FeedParserDict is read with plain dict access, bypassing its alias map
+(which warns when `updated` silently falls back to `published`).
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from collections.abc import Mapping
+from datetime import datetime
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+import feedparser
+
+from aggregator.config import SourceConfig
+from aggregator.errors import ParseError
+from aggregator.models import Fetched, ParsedFeed, RawItem
+from aggregator.parse.charset import CharsetError, decode_document
+from aggregator.parse.times import to_utc
+from aggregator.parse.xml_safety import strip_prolog
+
+_DECLARATION = '<?xml version="1.0" encoding="utf-8"?>'
+#: what feedparser is told the response was: the bytes we hand it are always UTF-8 XML
+_RESPONSE_HEADERS = {"content-type": "application/xml; charset=utf-8"}
+_HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+_TEXT_TYPE = "text/plain"
+#: elements whose text is not part of a title when markup is stripped
+_INVISIBLE_ELEMENTS = frozenset({"script", "style"})
+
+
+def parse_feed(fetched: Fetched, source: SourceConfig, tz: ZoneInfo) -> ParsedFeed:
+    """One fetched RSS/Atom document as a ParsedFeed; ParseError when it is not a readable feed."""
+    try:
+        decoded = decode_document(fetched.body, fetched.headers.get("content-type"), source.encoding)
+    except CharsetError as e:
+        raise ParseError(source.name, fetched.final_url, str(e)) from e
+    stripped = strip_prolog(decoded.text)
+    warnings = list(decoded.warnings)
+    warnings.extend(
+        f"parse: DTD removed unread, its entities are not expanded: {declaration}"
+        for declaration in stripped.removed
+        if "[" in declaration or "ENTITY" in declaration.upper()
+    )
+    if not stripped.text.strip():
+        reason = "a declaration never ends" if stripped.truncated else "no root element"
+        raise ParseError(source.name, fetched.final_url, f"parse: not an RSS or Atom document ({reason})")
+
+    result = feedparser.parse(
+        # the dropped prolog's line breaks are kept so "<unknown>:12:5: …" points at the source's line 12
+        io.BytesIO((_DECLARATION + "\n" * stripped.prolog_lines + stripped.text).encode("utf-8")),
+        response_headers=_RESPONSE_HEADERS,
+        sanitize_html=False,
+        resolve_relative_uris=False,
+    )
+    channel: Mapping[str, Any] = _plain(result["feed"])
+    entries: list[Mapping[str, Any]] = _plain(result["entries"])
+    title = _text_of(channel, "title")
+    problem = str(result["bozo_exception"]) if result["bozo"] else None
+    if not result.get("version"):
+        detail = f": {problem}" if problem else ""
+        raise ParseError(source.name, fetched.final_url, f"parse: not an RSS or Atom document{detail}")
+    if problem is not None:
+        if not entries and not title:
+            raise ParseError(source.name, fetched.final_url, f"parse: unreadable feed: {problem}")
+        warnings.append(f"parse: malformed feed read leniently: {problem}")
+
+    items = tuple(_to_raw_item(entry, tz, fetched.fetched_at, warnings) for entry in entries)
+    return ParsedFeed(
+        source_name=source.name,
+        title=title,
+        link=_string(channel, "link"),
+        items=items,
+        warnings=tuple(warnings),
+        ttl_minutes=_ttl_minutes(channel),
+    )
+
+
+def _to_raw_item(entry: Mapping[str, Any], tz: ZoneInfo, now: datetime, warnings: list[str]) -> RawItem:
+    guid = _string(entry, "id")
+    url = _string(entry, "link")
+    if entry.get("guidislink") and not _is_absolute_url(url):
+        # feedparser copies a guid into the link when there is no <link> and isPermaLink is not
+        # "false" (RSS 2.0 default); Chinese CMSes put bare ids there ("NW2022…"), not URLs
+        url = None
+    body = _richest_body(entry)
+    summary = _html_of(entry.get("summary_detail"))
+    label = guid or url or _text_of(entry, "title")
+    return RawItem(
+        guid=guid,
+        url=url,
+        title=_text_of(entry, "title"),
+        html=body or summary,
+        summary=summary if body and summary != body else "",
+        published=_time_of(entry, "published", tz, now, label, warnings),
+        updated=_time_of(entry, "updated", tz, now, label, warnings),
+        author=_author_of(entry),
+        tags=_tags_of(entry),
+    )
+
+
+def _richest_body(entry: Mapping[str, Any]) -> str:
+    """The longest HTML content (content:encoded, atom:content), else a plain-text one as HTML."""
+    contents: list[Mapping[str, Any]] = entry.get("content") or []
+    html_bodies = [c.get("value") or "" for c in contents if c.get("type") in _HTML_TYPES]
+    if any(html_bodies):
+        return max(html_bodies, key=len)
+    return next((body for body in map(_html_of, contents) if body), "")
+
+
+def _html_of(detail: Mapping[str, Any] | None) -> str:
+    """A content or summary element as HTML: markup as sent, plain text escaped, other types none."""
+    if not detail:
+        return ""
+    value: str = detail.get("value") or ""
+    kind = detail.get("type")
+    if kind in _HTML_TYPES:
+        return value
+    if kind == _TEXT_TYPE:
+        return html.escape(value, quote=False)
+    # out-of-line (src=…) or binary content (base64 images) is not an article body
+    return ""
+
+
+def _text_of(node: Mapping[str, Any], key: str) -> str:
+    """A text construct as plain text: markup stripped, entities unescaped, whitespace collapsed.
+
+    Markup is stripped whatever the declared type: feedparser types RSS titles text/plain, yet
+    Chinese CMSes put escaped HTML in them ("&lt;b&gt;南通&lt;/b&gt;").
+    """
+    value = node.get(key)
+    if not isinstance(value, str):
+        return ""
+    return " ".join(_strip_tags(value).split())
+
+
+def _strip_tags(markup: str) -> str:
+    collector = _TextCollector()
+    collector.feed(markup)
+    collector.close()
+    return "".join(collector.parts)
+
+
+class _TextCollector(HTMLParser):
+    """The character data of an HTML fragment, character references decoded. No business logic."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._hidden_depth = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._hidden_depth += tag in _INVISIBLE_ELEMENTS
+
+    def handle_endtag(self, tag: str) -> None:
+        self._hidden_depth -= tag in _INVISIBLE_ELEMENTS and self._hidden_depth > 0
+
+    def handle_data(self, data: str) -> None:
+        if not self._hidden_depth:
+            self.parts.append(data)
+
+
+def _time_of(
+    entry: Mapping[str, Any], key: str, tz: ZoneInfo, now: datetime, label: str, warnings: list[str]
+) -> datetime | None:
+    raw = entry.get(key)
+    if not isinstance(raw, str) or not raw.strip():
+        return None
+    found = to_utc(raw, tz, now)
+    if found is None:
+        warnings.append(f"parse: unreadable {key} date {raw.strip()[:60]!r} in item {label[:120]!r}")
+    return found
+
+
+def _author_of(entry: Mapping[str, Any]) -> str | None:
+    """The author's name; RSS <author> is "email (Name)", whose name feedparser splits out."""
+    detail = entry.get("author_detail")
+    name = detail.get("name") if isinstance(detail, Mapping) else None
+    if isinstance(name, str) and name.strip():
+        return " ".join(name.split())
+    return _text_of(entry, "author") or None
+
+
+def _is_absolute_url(value: str | None) -> bool:
+    return value is not None and urlsplit(value).scheme in ("http", "https") and bool(urlsplit(value).netloc)
+
+
+def _tags_of(entry: Mapping[str, Any]) -> tuple[str, ...]:
+    terms = (" ".join(str(tag.get("term") or tag.get("label") or "").split()) for tag in entry.get("tags") or ())
+    return tuple(dict.fromkeys(term for term in terms if term))
+
+
+def _string(node: Mapping[str, Any], key: str) -> str | None:
+    value = node.get(key)
+    return value.strip() or None if isinstance(value, str) else None
+
+
+def _plain(value: Any) -> Any:
+    """feedparser's result as plain dicts and lists, so no key goes through its alias map."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in dict.items(value)}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _ttl_minutes(channel: Mapping[str, Any]) -> int | None:
+    """RSS 2.0 <ttl>: "number of minutes that indicates how long a channel can be cached"."""
+    raw = channel.get("ttl")
+    if isinstance(raw, str) and raw.strip().isdigit() and int(raw) > 0:
+        return int(raw)
+    return None

@@ -1,0 +1,199 @@
+"""Publish: render every feed a change touched and write it under output_dir, atomically and only when its bytes change.
+
+`publish_categories` is the only place publishing meets storage and the disk; what a document
+contains is decided by the pure renderers (atom, json_feed, opml, index_page) and the archive
+arithmetic (archive.py); where it goes by layout.py. Per feed it writes the subscription
+document (`<name>.atom` + `.gz`, `<name>.json` + `.gz`) and the RFC 5005 archive pages; then
+all.atom, feeds.opml and index.html; then pings the WebSub hub for the feeds that changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+from aggregator.config import Config
+from aggregator.errors import PublishError
+from aggregator.models import Item
+from aggregator.publish.archive import ArchivePlan, plan_archive
+from aggregator.publish.atom import describe_feed, feed_subtitle, feed_title, render_atom
+from aggregator.publish.files import write_if_changed, write_with_gzip
+from aggregator.publish.index_page import IndexSection, render_index_page
+from aggregator.publish.json_feed import render_json_feed
+from aggregator.publish.layout import (
+    ALL_FEED,
+    INDEX_FILE,
+    OPML_FILE,
+    archive_file,
+    atom_file,
+    file_url,
+    is_feed_name,
+    json_file,
+    sealed_marker_file,
+)
+from aggregator.publish.opml import render_opml
+
+if TYPE_CHECKING:
+    from aggregator.storage import Storage
+
+__all__ = ["PingHub", "output_dir_of", "publish_categories", "published_feed_names", "render_atom"]
+
+log = logging.getLogger("aggregator.publish")
+
+#: (hub_url, topic_url) → None; raises PublishError when the hub refuses (aggregator/websub.py)
+PingHub = Callable[[str, str], None]
+
+#: headlines per feed on the index page
+INDEX_HEADLINES = 5
+
+
+def publish_categories(
+    storage: Storage,
+    config: Config,
+    categories: Iterable[str] | None = None,
+    *,
+    ping: PingHub | None = None,
+) -> list[str]:
+    """Republish `categories` (None: every configured category and every category in storage),
+    then all.atom, feeds.opml and index.html. Returns the categories whose files changed.
+
+    A category whose items did not change keeps its files untouched (same bytes, same mtime).
+    `ping` notifies the WebSub hub (default: aggregator.websub.ping_hub over HTTP); a failing
+    hub is logged and retried on the next publish, never an error here.
+    """
+    output_dir = output_dir_of(config)
+    stats = storage.category_stats()
+    names = published_feed_names(config, stats)
+    if categories is None:
+        targets = names
+    else:
+        wanted = set(categories)
+        for name in sorted(wanted - set(names)):
+            log.warning("publish: %s is not a publishable category id, skipped", name, extra={"category": name})
+        targets = [name for name in names if name in wanted]
+
+    changed: list[str] = []
+    for name in targets:
+        if _publish_feed(storage, config, output_dir, name):
+            changed.append(name)
+    all_changed = _publish_feed(storage, config, output_dir, ALL_FEED) if targets else False
+    feed_set = [*names, ALL_FEED]
+    with _writing(output_dir / OPML_FILE, "feeds.opml"):
+        write_with_gzip(output_dir / OPML_FILE, render_opml(config, feed_set))
+    with _writing(output_dir / INDEX_FILE, "index"):
+        write_with_gzip(output_dir / INDEX_FILE, render_index_page(config, _index_sections(storage, config, feed_set)))
+
+    hub = config.settings.websub_hub
+    if hub:
+        from aggregator.websub import default_ping, notify_hub
+
+        topics = [
+            file_url(config.settings.base_url, file(name))
+            for name in [*changed, *([ALL_FEED] if all_changed else [])]
+            for file in (atom_file, json_file)
+        ]
+        notify_hub(output_dir, hub, topics, ping or default_ping(config.settings))
+    return changed
+
+
+def published_feed_names(config: Config, stats: Iterable[str]) -> list[str]:
+    """Configured categories in config order, then categories only storage knows (e.g. filed by
+    medium), sorted. Ids that cannot be a file name and URL segment are left out with a warning."""
+    names: list[str] = []
+    for name in [*config.categories, *sorted(set(stats) - set(config.categories))]:
+        if name == ALL_FEED or not is_feed_name(name):
+            log.warning("publish: category id %r cannot be published (expected %s)", name, "a-z, 0-9, - and _")
+            continue
+        names.append(name)
+    return names
+
+
+def output_dir_of(config: Config) -> Path:
+    """settings.output_dir, relative to the folder of feeds.toml."""
+    output_dir = config.settings.output_dir
+    return output_dir if output_dir.is_absolute() else config.path.parent / output_dir
+
+
+def _publish_feed(storage: Storage, config: Config, output_dir: Path, name: str) -> bool:
+    """The subscription document, its JSON twin and its archive pages; True if any file changed."""
+    category = None if name == ALL_FEED else name
+    plan = plan_archive(storage.count_items(category), config.settings.max_items_per_feed)
+    items = _items_at(storage, category, plan.current_range())
+    document = describe_feed(config, name, plan)
+    with _writing(output_dir / atom_file(name), name):
+        changed = write_with_gzip(output_dir / atom_file(name), render_atom(document, items, config))
+        changed |= write_with_gzip(output_dir / json_file(name), render_json_feed(document, items, config))
+        changed |= _publish_archive(storage, config, output_dir, name, plan)
+    return changed
+
+
+def _publish_archive(storage: Storage, config: Config, output_dir: Path, name: str, plan: ArchivePlan) -> bool:
+    """Pages sealed since the last publish are written once and never again (their entry set and
+    links are final); the newest, still open page is rewritten when its bytes change."""
+    category = None if name == ALL_FEED else name
+    marker = output_dir / sealed_marker_file(name)
+    sealed_before = _read_sealed_count(marker)
+    changed = False
+    for page in range(1, plan.page_count + 1):
+        path = output_dir / archive_file(name, page)
+        if page <= min(sealed_before, plan.sealed_count) and path.exists():
+            continue
+        items = _items_at(storage, category, plan.page_range(page))
+        changed |= write_with_gzip(path, render_atom(describe_feed(config, name, plan, page), items, config))
+    if plan.sealed_count != sealed_before:
+        write_if_changed(marker, f"{plan.sealed_count}\n".encode())
+    return changed
+
+
+def _read_sealed_count(marker: Path) -> int:
+    try:
+        return int(marker.read_text(encoding="ascii").strip() or 0)
+    except FileNotFoundError:
+        return 0
+    except ValueError:
+        log.warning("publish: %s is unreadable; re-rendering every archive page", marker)
+        return 0
+
+
+def _items_at(storage: Storage, category: str | None, positions: range) -> list[Item]:
+    if not positions:
+        return []
+    return storage.list_items_in_order(category, start=positions.start, limit=len(positions))
+
+
+def _index_sections(storage: Storage, config: Config, names: Sequence[str]) -> list[IndexSection]:
+    stats = storage.category_stats()
+    per_page = config.settings.max_items_per_feed
+    sections = []
+    for name in names:
+        category = None if name == ALL_FEED else name
+        if category is None:
+            count = storage.count_items(None)
+            last_updated = max((s.last_updated for s in stats.values()), default=None)
+        else:
+            count = stats[name].item_count if name in stats else 0
+            last_updated = stats[name].last_updated if name in stats else None
+        sections.append(
+            IndexSection(
+                name=name,
+                title=feed_title(config, name),
+                description=feed_subtitle(config, name),
+                item_count=count,
+                last_updated=last_updated,
+                headlines=tuple(storage.list_items(category, limit=INDEX_HEADLINES)) if count else (),
+                archive_pages=plan_archive(count, per_page).page_count,
+            )
+        )
+    return sections
+
+
+@contextlib.contextmanager
+def _writing(path: Path | PurePosixPath, name: str) -> Iterator[None]:
+    """The edge where the disk's failures become PublishError."""
+    try:
+        yield
+    except OSError as e:
+        raise PublishError(name, f"publish: cannot write {path}") from e

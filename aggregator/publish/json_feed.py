@@ -1,0 +1,58 @@
+"""Render a feed's subscription document as JSON Feed 1.1 (https://www.jsonfeed.org/version/1.1/).
+
+Pure and deterministic, like the Atom twin it mirrors: same entries, ids and dates.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import tzinfo
+
+from aggregator.config import Config
+from aggregator.models import Item
+from aggregator.publish.atom import (
+    FEED_LANGUAGE,
+    FeedDocument,
+    entry_id,
+    feed_title,
+    item_zones,
+    sort_newest_first,
+)
+from aggregator.publish.layout import file_url, json_file
+
+JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
+
+
+def render_json_feed(document: FeedDocument, items: Sequence[Item], config: Config) -> bytes:
+    feed: dict[str, object] = {
+        "version": JSON_FEED_VERSION,
+        "title": document.title,
+        "home_page_url": document.alternate_url,
+        "feed_url": file_url(config.settings.base_url, json_file(document.name)),
+    }
+    if document.subtitle:
+        feed["description"] = document.subtitle
+    feed["language"] = FEED_LANGUAGE
+    if document.hub_url:
+        feed["hubs"] = [{"type": "WebSub", "url": document.hub_url}]
+    zone_of = item_zones(config)
+    feed["items"] = [_json_item(item, config, zone_of(item)) for item in sort_newest_first(items)]
+    return (json.dumps(feed, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
+
+
+def _json_item(item: Item, config: Config, zone: tzinfo) -> dict[str, object]:
+    entry: dict[str, object] = {"id": entry_id(item.article_id)}
+    if item.url:
+        entry["url"] = item.url
+    entry["title"] = item.title
+    entry["content_html"] = item.html
+    if item.summary:
+        entry["summary"] = item.summary
+    if item.published is not None:
+        entry["date_published"] = item.published.astimezone(zone).isoformat()
+    entry["date_modified"] = item.updated.astimezone(zone).isoformat()
+    if item.author:
+        entry["authors"] = [{"name": item.author}]
+    entry["tags"] = [feed_title(config, term) for term in sorted(item.categories)]
+    return entry

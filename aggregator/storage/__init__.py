@@ -1,0 +1,262 @@
+"""open_storage(url) → Storage: items and source state in SQLite (default) or PostgreSQL.
+
+One SQLAlchemy Core code path serves both backends. The schema is created and migrated at open
+(schema.py); every method is one transaction and turns environment failures into StorageError.
+A SQLite store is a file path or a `sqlite:///` URL; PostgreSQL is a `postgresql://` URL, run
+through psycopg 3, which is imported only for such URLs. A `?options=-csearch_path%3D<schema>`
+query is passed to libpq, so a store can live in its own schema.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Collection, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import URL, make_url
+
+from aggregator.errors import StorageError
+from aggregator.models import Item, ItemChange, SourceState, StoredItem
+from aggregator.storage import items, schema, sources
+from aggregator.storage.errors import wrap_storage_errors
+from aggregator.storage.items import CategoryStats
+from aggregator.storage.lock import advisory_key, hold_advisory_lock, hold_file_lock
+
+__all__ = ["CategoryStats", "SqlStorage", "Storage", "connect_storage", "open_storage", "wrap_storage_errors"]
+
+#: how long a SQLite statement waits for another connection's write lock before "database is locked"
+SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
+#: how long opening a PostgreSQL connection may take, unless the URL says otherwise
+PG_CONNECT_TIMEOUT_SECONDS = 10
+
+#: execution option marking a connection that will write (SQLite then begins IMMEDIATE)
+_WRITE_OPTION = "aggregator_write"
+
+
+class Storage(Protocol):
+    """What the rest of the program may ask of a store (like reader's StorageType)."""
+
+    url: str
+
+    def close(self) -> None: ...
+
+    def writer_lock(self, wait_seconds: float) -> contextlib.AbstractContextManager[None]:
+        """Be the only writing process; StoreLockedError after `wait_seconds`. Not reentrant."""
+        ...
+
+    def get_source_states(self) -> dict[str, SourceState]: ...
+
+    def save_source_state(self, state: SourceState) -> None: ...
+
+    def get_stored_items(self, article_ids: Collection[str]) -> dict[str, StoredItem]: ...
+
+    def apply_update(self, changes: Sequence[ItemChange], state: SourceState | None) -> None:
+        """Every change and the source state in ONE transaction: a kill -9 never leaves half a poll."""
+        ...
+
+    def get_item(self, article_id: str) -> Item | None: ...
+
+    def list_items(self, category: str | None, *, limit: int) -> list[Item]:
+        """Newest first: coalesce(published, first_seen) desc, then article_id desc; None = all."""
+        ...
+
+    def count_items(self, category: str | None = None) -> int: ...
+
+    def list_items_in_order(self, category: str | None, *, start: int, limit: int) -> list[Item]:
+        """Oldest first by membership position (0-based `start`), for archive pages; append-only."""
+        ...
+
+    def category_stats(self) -> dict[str, CategoryStats]: ...
+
+    def items_per_source(self) -> dict[str, int]: ...
+
+
+def open_storage(url: str) -> Storage:
+    """Open (creating and migrating as needed) the store at a file path, sqlite:/// or postgresql:// URL."""
+    storage = connect_storage(url)
+    try:
+        storage.migrate()
+    except BaseException:
+        storage.close()
+        raise
+    return storage
+
+
+def connect_storage(url: str) -> SqlStorage:
+    """The store at `url`, its schema untouched: for open_storage, and for tests of migrations."""
+    engine_url, sqlite_path = _engine_url(url)
+    label = str(sqlite_path) if sqlite_path else engine_url.render_as_string(hide_password=True)
+    if sqlite_path is not None:
+        with wrap_storage_errors(f"could not create the folder of {label}"):
+            sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            engine_url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}, hide_parameters=True
+        )
+        _configure_sqlite(engine)
+    else:
+        connect_args: dict[str, Any] = {}
+        if "connect_timeout" not in engine_url.query:
+            connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_SECONDS
+        try:
+            engine = create_engine(
+                engine_url, connect_args=connect_args, pool_pre_ping=True, hide_parameters=True
+            )
+        except ImportError as e:
+            raise StorageError(
+                f"store: {label} needs the PostgreSQL driver: pip install 'aggregator[postgresql]'"
+            ) from e
+    return SqlStorage(url, engine, label, sqlite_path)
+
+
+class SqlStorage:
+    """The Storage of both backends: one connection (and transaction) per call."""
+
+    def __init__(self, url: str, engine: Engine, label: str, sqlite_path: Path | None) -> None:
+        self.url = url
+        self._engine = engine
+        #: the store as messages name it: the file, or the URL without its password
+        self._label = label
+        self._sqlite_path = sqlite_path
+        #: PostgreSQL advisory key serialising this store's write transactions, found at first write
+        self._write_key: int | None = None
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def migrate(self, migrations: Sequence[schema.Migration] = schema.MIGRATIONS) -> int:
+        """Apply the missing migrations in one transaction; return the version reached."""
+        with wrap_storage_errors(f"could not open {self._label}"), self._write() as connection:
+            return schema.migrate(connection, migrations)
+
+    def schema_version(self) -> int:
+        """The version recorded in the store; 0 for a store never migrated."""
+        with (
+            wrap_storage_errors(f"could not read the schema version of {self._label}"),
+            self._read() as connection,
+        ):
+            return schema.read_version(connection)
+
+    def writer_lock(self, wait_seconds: float) -> contextlib.AbstractContextManager[None]:
+        if self._sqlite_path is not None:
+            lock_path = self._sqlite_path.with_name(self._sqlite_path.name + ".lock")
+            return hold_file_lock(lock_path, self._label, wait_seconds)
+        return hold_advisory_lock(self._engine, self._label, wait_seconds)
+
+    def get_source_states(self) -> dict[str, SourceState]:
+        with wrap_storage_errors("could not read source states"), self._read() as connection:
+            return sources.select_source_states(connection)
+
+    def save_source_state(self, state: SourceState) -> None:
+        with (
+            wrap_storage_errors(f"could not save the state of source {state.name}"),
+            self._write() as connection,
+        ):
+            sources.write_source_state(connection, state)
+
+    def get_stored_items(self, article_ids: Collection[str]) -> dict[str, StoredItem]:
+        with wrap_storage_errors("could not read stored items"), self._read() as connection:
+            return items.select_stored_items(connection, article_ids)
+
+    def apply_update(self, changes: Sequence[ItemChange], state: SourceState | None) -> None:
+        action = (
+            "could not save a poll" if state is None else f"could not save the poll of source {state.name}"
+        )
+        with wrap_storage_errors(action), self._write() as connection:
+            items.write_changes(connection, changes)
+            if state is not None:
+                sources.write_source_state(connection, state)
+
+    def get_item(self, article_id: str) -> Item | None:
+        with wrap_storage_errors(f"could not read item {article_id}"), self._read() as connection:
+            return items.select_item(connection, article_id)
+
+    def list_items(self, category: str | None, *, limit: int) -> list[Item]:
+        with wrap_storage_errors("could not list items"), self._read() as connection:
+            return items.select_items(connection, category, limit)
+
+    def count_items(self, category: str | None = None) -> int:
+        with wrap_storage_errors("could not count items"), self._read() as connection:
+            return items.count_items(connection, category)
+
+    def list_items_in_order(self, category: str | None, *, start: int, limit: int) -> list[Item]:
+        with wrap_storage_errors("could not list items"), self._read() as connection:
+            return items.select_items_in_order(connection, category, start, limit)
+
+    def category_stats(self) -> dict[str, CategoryStats]:
+        with wrap_storage_errors("could not read category statistics"), self._read() as connection:
+            return items.select_category_stats(connection)
+
+    def items_per_source(self) -> dict[str, int]:
+        with wrap_storage_errors("could not count items per source"), self._read() as connection:
+            return items.count_items_per_source(connection)
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Connection]:
+        # one transaction per call, so a listing and its categories come from one snapshot
+        with self._engine.connect() as connection:
+            yield connection
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self._engine.connect() as connection:
+            connection.execution_options(**{_WRITE_OPTION: True})
+            with connection.begin():
+                if connection.dialect.name == "postgresql":
+                    # PostgreSQL's counterpart of SQLite's BEGIN IMMEDIATE: one write transaction
+                    # at a time per store, so positions stay dense even without the writer lock and
+                    # two first opens do not both migrate; released at commit or rollback
+                    if self._write_key is None:
+                        self._write_key = advisory_key(connection, "write")
+                    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": self._write_key})
+                yield connection
+
+
+def _engine_url(url: str) -> tuple[URL, Path | None]:
+    """The SQLAlchemy URL for a store setting, and the database file when it is SQLite."""
+    scheme = url.partition("://")[0] if "://" in url else ""
+    if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
+        return make_url(url).set(drivername="postgresql+psycopg"), None
+    if scheme in ("sqlite", "sqlite+pysqlite"):
+        database = make_url(url).database
+        if not database or database == ":memory:":
+            raise StorageError(f"store: {url} is an in-memory SQLite database; give a file path")
+        path = Path(database).expanduser().absolute()
+    elif scheme:
+        raise StorageError(
+            f"store: unsupported store URL {url!r}; use a file path, sqlite:/// or postgresql://"
+        )
+    else:
+        path = Path(url).expanduser().absolute()
+    return URL.create("sqlite+pysqlite", database=str(path)), path
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """WAL, busy timeout, foreign keys on every connection; BEGIN emitted by us, not by sqlite3.
+
+    sqlite3 (before 3.12's autocommit attribute) begins transactions on its own and not before
+    DDL, so SQLAlchemy's documented recipe takes BEGIN over ("Serializable isolation / Savepoints
+    / Transactional DDL" in the pysqlite dialect docs). Writers begin IMMEDIATE: they take the
+    write lock up front and wait busy_timeout for it, instead of failing "database is locked"
+    when a read transaction cannot be upgraded.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_SECONDS * 1000)}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            # WAL + NORMAL stays consistent after a crash; only the last commits may be lost on
+            # power failure, never on a process kill (https://www.sqlite.org/pragma.html#pragma_synchronous)
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        writes = connection.get_execution_options().get(_WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")

@@ -1,0 +1,271 @@
+"""Item queries: apply dedupe's changes by article_id, read items back by category and order.
+
+No business logic: what changed was decided by dedupe.plan_changes; this module only writes it
+down, batched (one executemany per table) so a poll costs a handful of statements, not one per item.
+Memberships get a dense 0-based position when first added, so archive pages are append-only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, func, select, update
+
+from aggregator.models import Item, ItemChange, StoredItem
+from aggregator.storage.schema import item_categories, item_sources, items, newest_first_key, upsert
+
+#: ids per IN (…) list: far below SQLite's bound-parameter limit (32766 since 3.32)
+_CHUNK_SIZE = 500
+
+_CONTENT_COLUMNS = ("title", "url", "html", "summary", "author", "published", "updated", "content_hash")
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryStats:
+    """One category as `status` and the feed index show it."""
+
+    category: str
+    item_count: int
+    #: newest `updated` among the category's items
+    last_updated: datetime
+
+
+def write_changes(connection: Connection, changes: Sequence[ItemChange]) -> None:
+    """Write insert/update/link changes inside the caller's transaction; "unchanged" is skipped.
+
+    An item missing from the store is inserted whatever the action, and an "insert" of an item
+    already stored replaces its content: a poll that planned against a slightly older view (two
+    processes reading before one takes the writer lock) then converges instead of failing.
+    A new item without `first_seen` is first seen at its `updated`; later changes never move it.
+    """
+    writes = [change for change in changes if change.action != "unchanged"]
+    if not writes:
+        return
+    ids = {change.item.article_id for change in writes}
+    stored = {article_id for article_id, _ in _select_pairs(connection, items.c.position, ids)}
+    memberships = set(_select_pairs(connection, item_categories.c.category, ids))
+    known_sources = set(_select_pairs(connection, item_sources.c.source, ids))
+
+    next_position = _next_item_position(connection)
+    new_rows: list[dict[str, Any]] = []
+    content_updates: list[dict[str, Any]] = []
+    new_memberships: list[tuple[str, str]] = []
+    raw_hashes: dict[tuple[str, str], str | None] = {}
+    for change in writes:
+        item = change.item
+        if item.article_id not in stored:
+            new_rows.append(_item_row(item, next_position))
+            next_position += 1
+            stored.add(item.article_id)
+        elif change.action in ("insert", "update"):
+            content_updates.append({"key": item.article_id, **_content_values(item)})
+        for category in sorted(item.categories):
+            if (item.article_id, category) not in memberships:
+                memberships.add((item.article_id, category))
+                new_memberships.append((item.article_id, category))
+        raw_hashes[(item.article_id, change.source_name)] = change.raw_hash
+        for source in item.sources:
+            pair = (item.article_id, source)
+            if pair not in known_sources and pair not in raw_hashes:
+                raw_hashes[pair] = None
+
+    if new_rows:
+        connection.execute(items.insert(), new_rows)
+    if content_updates:
+        connection.execute(update(items).where(items.c.article_id == bindparam("key")), content_updates)
+    if new_memberships:
+        connection.execute(item_categories.insert(), _number_memberships(connection, new_memberships))
+    _write_raw_hashes(connection, raw_hashes, known_sources)
+
+
+def select_stored_items(connection: Connection, article_ids: Collection[str]) -> dict[str, StoredItem]:
+    ids = set(article_ids)
+    categories = _group_pairs(_select_pairs(connection, item_categories.c.category, ids))
+    hashes: dict[str, dict[str, str]] = {}
+    hash_columns = (item_sources.c.article_id, item_sources.c.source, item_sources.c.raw_hash)
+    for article_id, source, raw_hash in _select_by_ids(connection, hash_columns, ids):
+        if raw_hash is not None:
+            hashes.setdefault(article_id, {})[source] = raw_hash
+    columns = (
+        items.c.article_id,
+        items.c.content_hash,
+        items.c.updated,
+        items.c.published,
+        items.c.first_seen,
+    )
+    return {
+        article_id: StoredItem(
+            article_id=article_id,
+            content_hash=content_hash,
+            categories=frozenset(categories.get(article_id, ())),
+            raw_hashes=hashes.get(article_id, {}),
+            updated=updated,
+            published=published,
+            first_seen=first_seen,
+        )
+        for article_id, content_hash, updated, published, first_seen in _select_by_ids(
+            connection, columns, ids
+        )
+    }
+
+
+def select_item(connection: Connection, article_id: str) -> Item | None:
+    found = _load_items(connection, select(items).where(items.c.article_id == article_id))
+    return found[0] if found else None
+
+
+def select_items(connection: Connection, category: str | None, limit: int) -> list[Item]:
+    """Newest first by newest_first_key(), ties by article_id, both descending."""
+    query = select(items)
+    if category is not None:
+        query = query.join(item_categories).where(item_categories.c.category == category)
+    query = query.order_by(newest_first_key().desc(), items.c.article_id.desc()).limit(limit)
+    return _load_items(connection, query)
+
+
+def select_items_in_order(connection: Connection, category: str | None, start: int, limit: int) -> list[Item]:
+    """Oldest first by position; positions are dense from 0, so `start` is a position."""
+    if category is None:
+        query = select(items).where(items.c.position >= start).order_by(items.c.position)
+    else:
+        query = (
+            select(items)
+            .join(item_categories)
+            .where(item_categories.c.category == category, item_categories.c.position >= start)
+            .order_by(item_categories.c.position)
+        )
+    return _load_items(connection, query.limit(limit))
+
+
+def count_items(connection: Connection, category: str | None) -> int:
+    if category is None:
+        query = select(func.count()).select_from(items)
+    else:
+        query = (
+            select(func.count()).select_from(item_categories).where(item_categories.c.category == category)
+        )
+    return int(connection.execute(query).scalar_one())
+
+
+def select_category_stats(connection: Connection) -> dict[str, CategoryStats]:
+    query = (
+        select(item_categories.c.category, func.count(), func.max(items.c.updated))
+        .join(items)
+        .group_by(item_categories.c.category)
+    )
+    return {
+        category: CategoryStats(category=category, item_count=count, last_updated=last_updated)
+        for category, count, last_updated in connection.execute(query)
+    }
+
+
+def count_items_per_source(connection: Connection) -> dict[str, int]:
+    query = select(item_sources.c.source, func.count()).group_by(item_sources.c.source)
+    return {source: int(count) for source, count in connection.execute(query)}
+
+
+def _item_row(item: Item, position: int) -> dict[str, Any]:
+    return {
+        "article_id": item.article_id,
+        "position": position,
+        "first_seen": item.first_seen or item.updated,
+        **_content_values(item),
+    }
+
+
+def _content_values(item: Item) -> dict[str, Any]:
+    return {name: getattr(item, name) for name in _CONTENT_COLUMNS}
+
+
+def _next_item_position(connection: Connection) -> int:
+    highest = connection.execute(select(func.max(items.c.position))).scalar_one()
+    return 0 if highest is None else int(highest) + 1
+
+
+def _number_memberships(connection: Connection, pairs: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Give each new membership the next position of its category, in the order of `pairs`."""
+    categories = {category for _, category in pairs}
+    query = (
+        select(item_categories.c.category, func.max(item_categories.c.position))
+        .where(item_categories.c.category.in_(categories))
+        .group_by(item_categories.c.category)
+    )
+    next_positions = {category: int(highest) + 1 for category, highest in connection.execute(query)}
+    rows = []
+    for article_id, category in pairs:
+        position = next_positions.get(category, 0)
+        next_positions[category] = position + 1
+        rows.append({"article_id": article_id, "category": category, "position": position})
+    return rows
+
+
+def _write_raw_hashes(
+    connection: Connection, raw_hashes: dict[tuple[str, str], str | None], known: set[tuple[str, str]]
+) -> None:
+    hashed = [
+        {"article_id": article_id, "source": source, "raw_hash": raw_hash}
+        for (article_id, source), raw_hash in raw_hashes.items()
+        if raw_hash is not None
+    ]
+    unhashed = [
+        {"article_id": article_id, "source": source, "raw_hash": None}
+        for (article_id, source), raw_hash in raw_hashes.items()
+        if raw_hash is None and (article_id, source) not in known
+    ]
+    if hashed:
+        connection.execute(upsert(connection, item_sources, ["article_id", "source"], ["raw_hash"]), hashed)
+    if unhashed:
+        connection.execute(item_sources.insert(), unhashed)
+
+
+def _load_items(connection: Connection, query: Any) -> list[Item]:
+    """Run an items query and attach each item's categories and sources, keeping the query's order."""
+    rows = list(connection.execute(query).mappings())
+    ids = {row["article_id"] for row in rows}
+    categories = _group_pairs(_select_pairs(connection, item_categories.c.category, ids))
+    sources = _group_pairs(_select_pairs(connection, item_sources.c.source, ids))
+    return [
+        Item(
+            article_id=row["article_id"],
+            title=row["title"],
+            url=row["url"],
+            html=row["html"],
+            published=row["published"],
+            updated=row["updated"],
+            categories=frozenset(categories.get(row["article_id"], ())),
+            sources=frozenset(sources.get(row["article_id"], ())),
+            content_hash=row["content_hash"],
+            summary=row["summary"],
+            author=row["author"],
+            first_seen=row["first_seen"],
+        )
+        for row in rows
+    ]
+
+
+def _select_pairs(connection: Connection, column: Any, ids: Collection[str]) -> Iterator[tuple[str, Any]]:
+    """(article_id, column) for the given items, where `column` belongs to a table keyed by article_id."""
+    for row in _select_by_ids(connection, (column.table.c.article_id, column), ids):
+        yield row[0], row[1]
+
+
+def _select_by_ids(connection: Connection, columns: Sequence[Any], ids: Collection[str]) -> Iterator[Any]:
+    """Rows of `columns` (the first being an article_id column) for the given items, chunked."""
+    for chunk in _chunks(ids):
+        yield from connection.execute(select(*columns).where(columns[0].in_(chunk)))
+
+
+def _group_pairs(pairs: Iterable[tuple[str, str]]) -> dict[str, set[str]]:
+    grouped: dict[str, set[str]] = {}
+    for article_id, value in pairs:
+        grouped.setdefault(article_id, set()).add(value)
+    return grouped
+
+
+def _chunks(ids: Collection[str]) -> Iterator[list[str]]:
+    ordered = sorted(ids)
+    for begin in range(0, len(ordered), _CHUNK_SIZE):
+        yield ordered[begin : begin + _CHUNK_SIZE]

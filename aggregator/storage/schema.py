@@ -1,0 +1,203 @@
+"""The storage schema as SQLAlchemy Core tables, and the ordered migrations that build it.
+
+Both backends share these definitions. Each migration moves the store one version up; `migrate`
+applies the missing ones at open in one transaction and records the version in `schema_version`
+(after reader `_storage/_schema.py` MIGRATIONS and miniflux `database/migrations.go`). A migration
+is never edited once released: change the schema by appending one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    ColumnElement,
+    Connection,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    inspect,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import Insert
+from sqlalchemy.types import TypeDecorator
+
+from aggregator.errors import StorageError
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, whatever the backend.
+
+    PostgreSQL keeps `timestamptz` and answers in the session's time zone; SQLite keeps naive
+    text. Both are normalised to UTC here. A naive datetime is a bug upstream (models.py says
+    every datetime is aware UTC), so it is refused instead of being guessed.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"store: naive datetime {value!r}; every datetime must be aware")
+        value = value.astimezone(UTC)
+        # SQLite stores text without an offset; UTC text sorts correctly as text.
+        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, nullable=False),
+)
+
+#: one row per source; mirrors models.SourceState field for field
+sources = Table(
+    "sources",
+    metadata,
+    Column("name", String, primary_key=True),
+    Column("etag", Text),
+    Column("last_modified", Text),
+    Column("next_poll_at", UtcDateTime),
+    Column("failures", Integer, nullable=False, server_default="0"),
+    #: ErrorInfo fields as a JSON object, `at` as ISO 8601
+    Column("last_error", JSON),
+    Column("last_success_at", UtcDateTime),
+    Column("last_polled_at", UtcDateTime),
+    Column("last_status", Integer),
+    Column("moved_to", Text),
+    Column("moved_count", Integer, nullable=False, server_default="0"),
+    Column("retired_url", Text),
+    Column("config_url", Text),
+)
+
+#: one row per article_id, across all sources and categories
+items = Table(
+    "items",
+    metadata,
+    Column("article_id", String, primary_key=True),
+    #: 0-based insertion order over all items; dense and append-only (the all-categories archive)
+    Column("position", Integer, nullable=False, unique=True),
+    Column("title", Text, nullable=False),
+    Column("url", Text),
+    Column("html", Text, nullable=False),
+    Column("summary", Text, nullable=False, server_default=""),
+    Column("author", Text),
+    Column("published", UtcDateTime),
+    Column("updated", UtcDateTime, nullable=False),
+    Column("first_seen", UtcDateTime, nullable=False),
+    Column("content_hash", String, nullable=False),
+)
+
+#: (article_id, category) memberships; only ever added
+item_categories = Table(
+    "item_categories",
+    metadata,
+    Column("article_id", String, ForeignKey("items.article_id"), nullable=False),
+    Column("category", String, nullable=False),
+    #: 0-based order of joining the category; dense and append-only (the category archive)
+    Column("position", Integer, nullable=False),
+    PrimaryKeyConstraint("article_id", "category"),
+    UniqueConstraint("category", "position"),
+)
+
+#: (article_id, source) with the raw hash last seen from that source; only ever added or re-hashed
+item_sources = Table(
+    "item_sources",
+    metadata,
+    Column("article_id", String, ForeignKey("items.article_id"), nullable=False),
+    Column("source", String, nullable=False),
+    #: NULL when the source is known from Item.sources but no raw hash came with it
+    Column("raw_hash", String),
+    PrimaryKeyConstraint("article_id", "source"),
+)
+
+
+def newest_first_key() -> ColumnElement[datetime]:
+    """The listing date: when the source says it was published, else when we first saw it.
+
+    Listings must order by this very expression for SQLite to use the index below.
+    """
+    return func.coalesce(items.c.published, items.c.first_seen)
+
+
+Index("ix_items_newest_first", newest_first_key().desc(), items.c.article_id.desc())
+Index("ix_item_sources_source", item_sources.c.source)
+
+
+def _create_version_1(connection: Connection) -> None:
+    metadata.create_all(connection, tables=[sources, items, item_categories, item_sources])
+
+
+Migration = Callable[[Connection], None]
+
+#: MIGRATIONS[i] takes the store from version i to version i + 1
+MIGRATIONS: tuple[Migration, ...] = (_create_version_1,)
+
+
+def migrate(connection: Connection, migrations: Sequence[Migration] = MIGRATIONS) -> int:
+    """Apply the missing migrations inside the caller's transaction; return the version reached.
+
+    The caller holds a write transaction that serialises concurrent openers (SQLite BEGIN
+    IMMEDIATE, a PostgreSQL transaction advisory lock).
+    """
+    schema_version.create(connection, checkfirst=True)
+    current = read_version(connection)
+    target = len(migrations)
+    if current > target:
+        raise StorageError(
+            f"store: schema version {current} is newer than this program knows ({target}); upgrade aggregator"
+        )
+    if current == target:
+        return current
+    for migration in migrations[current:]:
+        migration(connection)
+    if current == 0:
+        connection.execute(schema_version.insert().values(version=target))
+    else:
+        connection.execute(schema_version.update().values(version=target))
+    return target
+
+
+def read_version(connection: Connection) -> int:
+    """The store's schema version; 0 when it has none yet."""
+    if not inspect(connection).has_table(schema_version.name):
+        return 0
+    found = connection.execute(select(schema_version.c.version)).scalar_one_or_none()
+    return 0 if found is None else int(found)
+
+
+def upsert(connection: Connection, table: Table, keys: Iterable[str], update: Iterable[str]) -> Insert:
+    """INSERT … ON CONFLICT (keys) DO UPDATE SET update = excluded.update, for this backend.
+
+    Both backends spell it the same way but SQLAlchemy keeps the construct per dialect.
+    """
+    module: Any = postgresql if connection.dialect.name == "postgresql" else sqlite
+    statement = module.insert(table)
+    columns = {name: statement.excluded[name] for name in update}
+    result: Insert = statement.on_conflict_do_update(index_elements=list(keys), set_=columns)
+    return result

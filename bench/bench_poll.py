@@ -1,0 +1,89 @@
+"""End-to-end poll benchmark: serve a generated corpus on loopback, run `aggregator poll --all` twice.
+
+Prints items/s and peak RSS for the first pass and the wall time of the unchanged second pass
+(all 304s). Usage: python bench/bench_poll.py [--sources 200] [--items 50] [--duplicates 0.15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.corpus import generate, render_rss  # noqa: E402
+from tests.fixture_server import FixtureServer, Route  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sources", type=int, default=200)
+    parser.add_argument("--items", type=int, default=50)
+    parser.add_argument("--duplicates", type=float, default=0.15)
+    parser.add_argument("--gb18030-every", type=int, default=10, help="every Nth source is GB18030 (header says GB2312)")
+    args = parser.parse_args()
+
+    corpus = generate(args.sources, args.items, args.duplicates)
+    server = FixtureServer().start()
+    emnews = {a.info_code for arts in corpus.values() for a in arts[::7]}
+    total_bytes = 0
+    for index, (name, articles) in enumerate(corpus.items()):
+        gb = args.gb18030_every and index % args.gb18030_every == 0
+        encoding = "gb18030" if gb else "utf-8"
+        body = render_rss(name, articles, emnews_urls=emnews).replace("{encoding}", encoding).encode(encoding)
+        total_bytes += len(body)
+        server.routes[f"/{name}.xml"] = Route(
+            body=body, etag='"' + hashlib.sha1(body).hexdigest() + '"',
+            content_type=f"application/rss+xml; charset={'GB2312' if gb else 'utf-8'}",
+        )
+    distinct = len({a.info_code for arts in corpus.values() for a in arts})
+    total_items = sum(len(a) for a in corpus.values())
+
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "feeds.toml"
+        lines = [
+            "[settings]",
+            'store = "store/aggregator.db"',
+            "allow_private_networks = true  # the corpus is served on 127.0.0.1",
+            "concurrency = 16",
+            "# one loopback server stands in for many newspaper hosts",
+            "per_host_concurrency = 16",
+            'per_host_delay = "1ms"',
+            "",
+            "[categories.bench]",
+            'title = "Bench"',
+        ]
+        for name in corpus:
+            lines += ["", "[[sources]]", f'name = "{name}"', f'url = "{server.url(f"/{name}.xml")}"',
+                      'categories = ["bench"]']
+        config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        command = [sys.executable, "-m", "aggregator", "poll", "--all", "-q", "--config", str(config)]
+
+        first = _timed(command)
+        peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        second = _timed(command)
+    server.stop()
+
+    print(f"corpus: {args.sources} sources x {args.items} items = {total_items} items "
+          f"({distinct} distinct articles), {total_bytes / 1e6:.1f} MB of RSS")
+    print(f"first pass:  {first:.2f} s wall, {total_items / first:,.0f} items/s, peak RSS {peak_rss_mb:.0f} MB")
+    print(f"second pass: {second:.2f} s wall (unchanged: all 304), {first / second:.1f}x faster than the first")
+
+
+def _timed(command: list[str]) -> float:
+    started = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        sys.exit(f"poll failed ({result.returncode}):\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+    return elapsed
+
+
+if __name__ == "__main__":
+    main()

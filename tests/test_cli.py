@@ -1,0 +1,251 @@
+"""The `aggregator` command end to end: a real subprocess, a real loopback feed server, a real SQLite file."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import feedparser
+import pytest
+from lxml import etree
+
+from aggregator.cli import build_parser
+from tests.conftest import REPO_ROOT
+from tests.corpus_feeds import Post, atom, read_post, rss
+from tests.fixture_server import FixtureServer, Route
+
+EMNEWS_POST = "_posts__2022-05-26-202205262391921712.md"
+NW_POST = "old_post__2022-05-26-NW202205262391921712.md"
+SHARED_ID = "NW202205262391921712"
+ATOM_RNG = REPO_ROOT / "aggregator" / "schemas" / "atom.rng"
+
+
+@dataclass
+class Scenario:
+    server: FixtureServer
+    config: Path
+    output_dir: Path
+    seed: Post
+    emnews: Post
+    nw: Post
+    quanzhou: Post
+
+    def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return run_cli(*args, "--config", str(self.config), timeout=timeout)
+
+    def feed(self, category: str) -> feedparser.FeedParserDict:
+        return feedparser.parse((self.output_dir / f"{category}.atom").read_bytes())
+
+
+def run_cli(*args: str, timeout: float = 120, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    env.pop("AGGREGATOR_STORE", None)
+    return subprocess.run([sys.executable, "-m", "aggregator", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=cwd or REPO_ROOT, check=False)
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def scenario(tmp_path: Path, feed_server: FixtureServer, seed_post: Path, legacy_posts_dir: Path) -> Scenario:
+    """Four live sources (seed RSS, emnews Atom, medium RSS, GB18030 RSS) and two dead ones."""
+    seed = read_post(seed_post)
+    emnews = read_post(legacy_posts_dir / EMNEWS_POST)
+    nw = read_post(legacy_posts_dir / NW_POST)
+    quanzhou = read_post(next(p for p in legacy_posts_dir.glob("*NW*.md") if "categories: quanzhouwanbao" in p.read_text()))
+    routes = {
+        "/nantong.rss": Route(rss("南通日报", [seed]), etag='"n1"'),
+        "/emnews.atom": Route(atom("东财滚动新闻", [emnews]), etag='"e1"', gzip=True,
+                              content_type="application/atom+xml"),
+        "/shzqb.rss": Route(rss("上海证券报", [nw]), last_modified="Thu, 26 May 2022 00:00:00 GMT"),
+        "/gb.rss": Route(rss("泉州晚报", [quanzhou], encoding="gb18030"), etag='"g1"',
+                         content_type="application/rss+xml; charset=GB2312"),
+        "/broken": Route(b"oops", status=500, content_type="text/plain"),
+    }
+    feed_server.routes.update(routes)
+    output_dir = tmp_path / "public"
+    config = tmp_path / "feeds.toml"
+    sources = [
+        ("nantong", "/nantong.rss", "nantongribao"), ("emnews", "/emnews.atom", "emnews"),
+        ("shzqb", "/shzqb.rss", "shanghaizhengquanbao"), ("quanzhou", "/gb.rss", "quanzhouwanbao"),
+        ("broken", "/broken", "emnews"),
+    ]
+    text = [
+        "[settings]", 'store = "data/aggregator.db"', 'output_dir = "public"', "allow_private_networks = true",
+        'base_url = "https://news.example.org/"', 'per_host_delay = "10ms"', 'timeout = "5s"', "",
+    ]
+    for category, title in [("nantongribao", "南通日报新闻"), ("emnews", "东财滚动新闻"),
+                            ("shanghaizhengquanbao", "上海证券报新闻"), ("quanzhouwanbao", "泉州晚报新闻")]:
+        text += [f"[categories.{category}]", f'title = "{title}"', ""]
+    for name, path, category in sources:
+        text += ["[[sources]]", f'name = "{name}"', f'url = "{feed_server.url(path)}"', f'categories = ["{category}"]', ""]
+    text += ["[[sources]]", 'name = "refused"', f'url = "http://127.0.0.1:{_closed_port()}/feed"',
+             'categories = ["emnews"]', ""]
+    config.write_text("\n".join(text), encoding="utf-8")
+    return Scenario(feed_server, config, output_dir, seed, emnews, nw, quanzhou)
+
+
+def test_poll_stores_the_article_seen_on_two_channels_once_and_lists_it_in_both_categories(scenario: Scenario) -> None:
+    result = scenario.run("poll", "--all")
+    assert result.returncode == 0, result.stderr
+    emnews, shzqb = scenario.feed("emnews"), scenario.feed("shanghaizhengquanbao")
+    assert [e.title for e in emnews.entries] == [scenario.emnews.title]
+    assert [e.title for e in shzqb.entries] == [scenario.nw.title]
+    assert emnews.entries[0].id == shzqb.entries[0].id
+    assert SHARED_ID in emnews.entries[0].id
+    assert [e.title for e in scenario.feed("nantongribao").entries] == [scenario.seed.title]
+
+
+def test_poll_decodes_a_gb18030_feed_labelled_gb2312(scenario: Scenario) -> None:
+    assert scenario.run("poll", "--all").returncode == 0
+    [entry] = scenario.feed("quanzhouwanbao").entries
+    assert entry.title == scenario.quanzhou.title
+    assert "（文章来源：泉州晚报）" in entry.content[0].value
+
+
+def test_published_feeds_carry_no_widget_chart_image_quote_link_or_hidden_paragraph(scenario: Scenario) -> None:
+    assert scenario.run("poll", "--all").returncode == 0
+    for path in scenario.output_dir.glob("*.atom"):
+        text = path.read_text(encoding="utf-8")
+        for marker in ("EM_StockImg", "webquoteklinepic", "display:none", "quote.eastmoney.com", "keytip",
+                       "data-code", "<script", "style="):
+            assert marker not in text, f"{marker} survived in {path.name}"
+    seed_entry = scenario.feed("nantongribao").entries[0]
+    assert "中天科技全面启动" in seed_entry.title
+    assert "（文章来源：南通日报）" in seed_entry.content[0].value
+
+
+def test_published_feeds_parse_cleanly_and_validate_against_the_atom_schema(scenario: Scenario) -> None:
+    assert scenario.run("poll", "--all").returncode == 0
+    schema = etree.RelaxNG(etree.parse(str(ATOM_RNG)))
+    feeds = sorted(scenario.output_dir.glob("*.atom"))
+    assert {p.stem for p in feeds} >= {"nantongribao", "emnews", "shanghaizhengquanbao", "quanzhouwanbao"}
+    for path in feeds:
+        parsed = feedparser.parse(path.read_bytes())
+        assert not parsed.bozo, (path.name, parsed.get("bozo_exception"))
+        document = etree.parse(str(path))
+        assert schema.validate(document), (path.name, schema.error_log)
+        assert document.find("{http://www.w3.org/2005/Atom}link[@rel='self']") is not None
+
+
+def test_dead_sources_are_reported_while_the_others_publish(scenario: Scenario) -> None:
+    result = scenario.run("poll", "--all")
+    assert result.returncode == 0
+    lines = {line.split()[0]: line for line in result.stdout.splitlines() if line and not line[0].isdigit()}
+    assert "error" in lines["broken"] and "HTTP 500" in lines["broken"]
+    assert "error" in lines["refused"] and "fetch:" in lines["refused"]
+    assert "new" in lines["nantong"]
+    assert (scenario.output_dir / "nantongribao.atom").exists()
+    status = scenario.run("status", "--json")
+    assert status.returncode == 0, status.stderr
+    assert '"broken"' in status.stdout and "HTTP 500" in status.stdout
+
+
+def test_second_poll_gets_not_modified_and_rewrites_no_file(scenario: Scenario) -> None:
+    assert scenario.run("poll", "--all").returncode == 0
+    mtimes = {p.name: p.stat().st_mtime_ns for p in scenario.output_dir.iterdir() if p.is_file()}
+    hits_before = scenario.server.hits["/nantong.rss"]
+    second = scenario.run("poll", "--all")
+    assert second.returncode == 0
+    assert "not modified" in next(line for line in second.stdout.splitlines() if line.startswith("nantong"))
+    conditional = [h for p, _, h, _ in scenario.server.requests if p == "/nantong.rss"][hits_before:]
+    assert conditional and all(h.get("If-None-Match") == '"n1"' for h in conditional)
+    assert {p.name: p.stat().st_mtime_ns for p in scenario.output_dir.iterdir() if p.is_file()} == mtimes
+
+
+def test_edited_item_is_updated_in_place_not_duplicated(scenario: Scenario) -> None:
+    assert scenario.run("poll", "--all").returncode == 0
+    before = scenario.feed("nantongribao").entries[0]
+    edited = replace(scenario.seed, title=scenario.seed.title + "（更新）")
+    scenario.server.routes["/nantong.rss"] = Route(rss("南通日报", [edited]), etag='"n2"')
+    result = scenario.run("poll", "--all")
+    assert "updated" in next(line for line in result.stdout.splitlines() if line.startswith("nantong"))
+    [after] = scenario.feed("nantongribao").entries
+    assert after.id == before.id
+    assert after.title.endswith("（更新）")
+    assert after.updated_parsed > before.updated_parsed
+
+
+def test_poll_waits_for_the_writer_lock_then_exits_with_a_clear_message(scenario: Scenario) -> None:
+    from aggregator.config import load_config
+    from aggregator.storage import open_storage
+
+    storage = open_storage(load_config(scenario.config).settings.store)
+    try:
+        with storage.writer_lock(5):
+            result = scenario.run("poll", "--all", "--lock-timeout", "1")
+    finally:
+        storage.close()
+    assert result.returncode == 3
+    assert "another aggregator process" in result.stderr
+    assert not (scenario.output_dir / "nantongribao.atom").exists()
+
+
+def test_build_rerenders_feeds_from_the_store_without_fetching(scenario: Scenario) -> None:
+    assert scenario.run("poll", "--all").returncode == 0
+    hits = sum(scenario.server.hits.values())
+    for path in scenario.output_dir.glob("*.atom"):
+        path.unlink()
+    result = scenario.run("build")
+    assert result.returncode == 0, result.stderr
+    assert (scenario.output_dir / "nantongribao.atom").exists()
+    assert sum(scenario.server.hits.values()) == hits
+
+
+def test_invalid_config_is_reported_by_check_and_stops_every_command(tmp_path: Path) -> None:
+    config = tmp_path / "feeds.toml"
+    config.write_text('[settings]\ninterval = "soon"\n\n[[sources]]\nname = "x"\nurl = "ftp://x"\ncategories = ["nope"]\n')
+    check = run_cli("check", "--config", str(config))
+    assert check.returncode == 2
+    assert f"{config}:2: settings.interval" in check.stderr
+    assert "sources[0]" in check.stderr and ":6:" in check.stderr
+    for command in (["poll"], ["build"], ["status"]):
+        result = run_cli(*command, "--config", str(config))
+        assert result.returncode == 2, command
+        assert "settings.interval" in result.stderr
+
+
+@pytest.mark.parametrize("before", [True, False], ids=["config-before-command", "config-after-command"])
+def test_config_option_is_accepted_before_or_after_the_command(before: bool, tmp_path: Path) -> None:
+    config = tmp_path / "feeds.toml"
+    config.write_text('[categories.a]\ntitle = "A"\n')
+    args = ["--config", str(config), "check"] if before else ["check", "--config", str(config)]
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr
+    assert "ok" in result.stdout
+
+
+def test_config_defaults_to_the_environment_then_the_working_directory(tmp_path: Path) -> None:
+    (tmp_path / "feeds.toml").write_text('[categories.a]\ntitle = "A"\n')
+    assert run_cli("check", cwd=tmp_path).returncode == 0
+    assert run_cli("check", cwd=REPO_ROOT / "tests").returncode == 2
+
+
+def test_every_command_has_help() -> None:
+    [subparsers] = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    names = sorted(subparsers.choices)
+    assert names == ["build", "check", "clean", "export-opml", "import-jekyll", "import-opml", "poll", "run",
+                     "serve", "status"]
+    for name in names:
+        result = run_cli(name, "--help")
+        assert result.returncode == 0 and "--config" in result.stdout, name
+
+
+def test_clean_command_applies_the_default_rules_to_stdin() -> None:
+    fragment = ('<p style="display:none;height:1px;overflow:hidden;"><br /></p><!-- EM_StockImg_Start --><p><img '
+                'src="https://webquoteklinepic.eastmoney.com/GetPic.aspx?nid=1.600522"></p><!-- EM_StockImg_End -->'
+                "<p>正文</p><script>alert(1)</script>")
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    result = subprocess.run([sys.executable, "-m", "aggregator", "clean"], input=fragment, capture_output=True,
+                            text=True, timeout=60, env=env, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "<p>正文</p>"

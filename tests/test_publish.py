@@ -1,0 +1,245 @@
+"""publish_categories against a real SQLite store: atomic, change-only writes, archives, OPML, index."""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+import logging
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import feedparser
+import pytest
+from lxml import etree
+
+import aggregator
+from aggregator.config import CategoryConfig, Config, Settings, SourceConfig
+from aggregator.errors import PublishError
+from aggregator.models import Item, ItemChange
+from aggregator.publish import output_dir_of, publish_categories
+from aggregator.storage import Storage, open_storage
+
+ATOM_RNG = Path(aggregator.__file__).parent / "schemas" / "atom.rng"
+BASE_URL = "https://news.example/"
+T0 = datetime(2022, 1, 23, 16, 0, tzinfo=UTC)
+
+
+def make_config(tmp_path: Path, **settings: object) -> Config:
+    return Config(
+        path=tmp_path / "feeds.toml",
+        settings=Settings(**{"base_url": BASE_URL, "output_dir": Path("feeds"), "max_items_per_feed": 5,
+                             **settings}),  # type: ignore[arg-type]
+        categories={
+            "nantongribao": CategoryConfig(title="南通日报新闻", description="南通日报"),
+            "yangzhou": CategoryConfig(title="扬州日报新闻"),
+        },
+        sources=(
+            SourceConfig(name="nt", url="https://example.org/nt.xml", categories=("nantongribao",)),
+            SourceConfig(name="yz", url="https://example.org/yz.xml", categories=("yangzhou",)),
+        ),
+    )
+
+
+def make_item(n: int, category: str = "nantongribao", **changes: object) -> Item:
+    item = Item(
+        article_id=f"NW2022012422578{n:05d}",
+        title=f"新闻 {n}",
+        url=f"https://finews.example/a/{n}.html",
+        html=f"<p>正文 {n}</p>",
+        published=T0 + timedelta(minutes=n),
+        updated=T0 + timedelta(minutes=n),
+        categories=frozenset({category}),
+        sources=frozenset({"nt" if category == "nantongribao" else "yz"}),
+        content_hash=f"hash-{n}",
+    )
+    return dataclasses.replace(item, **changes)  # type: ignore[arg-type]
+
+
+def store(storage: Storage, items: list[Item], action: str = "insert") -> None:
+    storage.apply_update(
+        [ItemChange(action, item, sorted(item.sources)[0], item.content_hash) for item in items],  # type: ignore[arg-type]
+        None,
+    )
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> Iterator[Storage]:
+    opened = open_storage(str(tmp_path / "store" / "aggregator.db"))
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def snapshot(directory: Path) -> dict[str, tuple[bytes, int]]:
+    return {
+        str(path.relative_to(directory)): (path.read_bytes(), path.stat().st_mtime_ns)
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }
+
+
+def feed_file(config: Config, name: str) -> Path:
+    return output_dir_of(config) / f"{name}.atom"
+
+
+def test_publishing_writes_every_feed_its_twins_the_opml_and_the_index(tmp_path: Path, storage: Storage) -> None:
+    config = make_config(tmp_path)
+    store(storage, [make_item(1), make_item(2, "yangzhou")])
+    assert publish_categories(storage, config) == ["nantongribao", "yangzhou"]
+    out = tmp_path / "feeds"
+    for name in ("nantongribao", "yangzhou", "all"):
+        atom = (out / f"{name}.atom").read_bytes()
+        assert gzip.decompress((out / f"{name}.atom.gz").read_bytes()) == atom
+        assert json.loads(gzip.decompress((out / f"{name}.json.gz").read_bytes())) == json.loads(
+            (out / f"{name}.json").read_bytes()
+        )
+    assert {e.title for e in feedparser.parse((out / "all.atom").read_bytes()).entries} == {"新闻 1", "新闻 2"}
+    assert (out / "feeds.opml").exists() and (out / "index.html").exists()
+
+
+def test_publishing_again_without_changes_rewrites_nothing(tmp_path: Path, storage: Storage) -> None:
+    config = make_config(tmp_path)
+    store(storage, [make_item(n) for n in range(23)] + [make_item(100, "yangzhou")])
+    publish_categories(storage, config)
+    before = snapshot(tmp_path / "feeds")
+    assert publish_categories(storage, config) == []
+    assert publish_categories(storage, config, ["nantongribao"]) == []
+    assert snapshot(tmp_path / "feeds") == before
+
+
+def test_a_changed_item_moves_updated_of_its_feed_only(tmp_path: Path, storage: Storage) -> None:
+    config = make_config(tmp_path)
+    store(storage, [make_item(1), make_item(2), make_item(3, "yangzhou")])
+    publish_categories(storage, config)
+    yangzhou_before = snapshot(tmp_path / "feeds")["yangzhou.atom"]
+    feed_before = feedparser.parse(feed_file(config, "nantongribao").read_bytes()).feed.updated
+
+    edited = make_item(2, title="新闻 2（更正）", updated=T0 + timedelta(days=2), content_hash="hash-2b")
+    store(storage, [edited], action="update")
+    assert publish_categories(storage, config, ["nantongribao"]) == ["nantongribao"]
+
+    parsed = feedparser.parse(feed_file(config, "nantongribao").read_bytes())
+    assert parsed.feed.updated != feed_before
+    assert parsed.feed.updated == "2022-01-26T00:00:00+08:00"
+    assert [e.title for e in parsed.entries].count("新闻 2（更正）") == 1
+    assert len(parsed.entries) == 2
+    assert snapshot(tmp_path / "feeds")["yangzhou.atom"] == yangzhou_before
+
+
+def walk_archive(config: Config, name: str) -> list[str]:
+    """Entry ids from the subscription document back through every prev-archive link, in order read."""
+    out = output_dir_of(config)
+    schema = etree.RelaxNG(etree.parse(str(ATOM_RNG)))
+    path: Path | None = feed_file(config, name)
+    seen_ids: list[str] = []
+    for _ in range(100):  # bounded: a loop in the links must fail the test, not hang it
+        if path is None:
+            return seen_ids
+        document = path.read_bytes()
+        assert schema.validate(etree.fromstring(document)), schema.error_log
+        parsed = feedparser.parse(document)
+        assert not parsed.bozo
+        seen_ids += [entry.id for entry in parsed.entries]
+        prev = [link.href for link in parsed.feed.links if link.rel == "prev-archive"]
+        path = out / prev[0].removeprefix(f"{BASE_URL}feeds/") if prev else None
+    raise AssertionError("prev-archive links do not end")
+
+
+def test_following_prev_archive_reaches_every_item_exactly_once(tmp_path: Path, storage: Storage) -> None:
+    config = make_config(tmp_path)
+    items = [make_item(n) for n in range(23)]
+    store(storage, items)
+    publish_categories(storage, config)
+    walked = walk_archive(config, "nantongribao")
+    assert len(walked) == 23
+    assert set(walked) == {f"tag:aggregator,2022:{item.article_id}" for item in items}
+    assert len(feedparser.parse(feed_file(config, "nantongribao").read_bytes()).entries) == 5
+    assert sorted(walk_archive(config, "all")) == sorted(walked)
+
+
+def test_sealed_archive_pages_never_change_while_the_archive_grows(tmp_path: Path, storage: Storage) -> None:
+    config = make_config(tmp_path)
+    store(storage, [make_item(n) for n in range(23)])
+    publish_categories(storage, config)
+    archive = tmp_path / "feeds" / "archive" / "nantongribao"
+    sealed_before = {page: snapshot(archive)[f"{page}.atom"] for page in (1, 2, 3)}
+    page4_links = {link.rel for link in feedparser.parse((archive / "4.atom").read_bytes()).feed.links}
+    assert "next-archive" not in page4_links
+
+    store(storage, [make_item(0, title="新闻 0（更正）", content_hash="hash-0b")], action="update")
+    store(storage, [make_item(n) for n in range(23, 33)])
+    publish_categories(storage, config)
+
+    after = snapshot(archive)
+    assert {page: after[f"{page}.atom"] for page in (1, 2, 3)} == sealed_before
+    page4 = feedparser.parse((archive / "4.atom").read_bytes())
+    assert {link.rel: link.href for link in page4.feed.links}["next-archive"].endswith("/archive/nantongribao/5.atom")
+    assert len(walk_archive(config, "nantongribao")) == 33
+
+
+def test_a_deleted_sealed_page_is_written_again(tmp_path: Path, storage: Storage) -> None:
+    config = make_config(tmp_path)
+    store(storage, [make_item(n) for n in range(23)])
+    publish_categories(storage, config)
+    page = tmp_path / "feeds" / "archive" / "nantongribao" / "1.atom"
+    original = page.read_bytes()
+    page.unlink()
+    publish_categories(storage, config)
+    assert page.read_bytes() == original
+
+
+def test_opml_lists_every_feed_for_one_click_import(tmp_path: Path, storage: Storage) -> None:
+    config = make_config(tmp_path)
+    store(storage, [make_item(1), make_item(2, "taizhou")])  # taizhou: filed by medium, not configured
+    publish_categories(storage, config)
+    opml = ET.fromstring((tmp_path / "feeds" / "feeds.opml").read_bytes())
+    assert opml.get("version") == "2.0"
+    outlines = [(o.get("text"), o.get("type"), o.get("xmlUrl")) for o in opml.iter("outline")]
+    assert outlines == [
+        ("南通日报新闻", "rss", f"{BASE_URL}feeds/nantongribao.atom"),
+        ("扬州日报新闻", "rss", f"{BASE_URL}feeds/yangzhou.atom"),
+        ("taizhou", "rss", f"{BASE_URL}feeds/taizhou.atom"),
+        ("全部新闻", "rss", f"{BASE_URL}feeds/all.atom"),
+    ]
+    assert feed_file(config, "taizhou").exists()
+
+
+def test_a_category_id_unfit_for_a_url_is_skipped_with_a_warning(
+    tmp_path: Path, storage: Storage, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = make_config(tmp_path)
+    store(storage, [make_item(1), make_item(2, "../escape"), make_item(3, "all")])
+    with caplog.at_level(logging.WARNING, logger="aggregator.publish"):
+        assert publish_categories(storage, config) == ["nantongribao", "yangzhou"]
+    assert "cannot be published" in caplog.text
+    assert sorted(p.name for p in (tmp_path / "feeds").glob("*.atom")) == [
+        "all.atom", "nantongribao.atom", "yangzhou.atom",
+    ]
+    assert not (tmp_path / "escape.atom").exists()
+
+
+def test_an_absolute_output_dir_is_used_as_given(tmp_path: Path, storage: Storage) -> None:
+    config = make_config(tmp_path, output_dir=tmp_path / "elsewhere" / "feeds")
+    store(storage, [make_item(1)])
+    publish_categories(storage, config)
+    assert (tmp_path / "elsewhere" / "feeds" / "nantongribao.atom").exists()
+
+
+def test_published_files_are_readable_by_other_users(tmp_path: Path, storage: Storage) -> None:
+    config = make_config(tmp_path)
+    store(storage, [make_item(1)])
+    publish_categories(storage, config)
+    assert feed_file(config, "nantongribao").stat().st_mode & 0o777 == 0o644
+
+
+def test_an_unwritable_output_dir_is_a_publish_error(tmp_path: Path, storage: Storage) -> None:
+    (tmp_path / "feeds").write_text("a file where the folder should be")
+    store(storage, [make_item(1)])
+    with pytest.raises(PublishError, match="publish: cannot write") as caught:
+        publish_categories(storage, make_config(tmp_path))
+    assert isinstance(caught.value.__cause__, OSError)
+    assert caught.value.category == "nantongribao"

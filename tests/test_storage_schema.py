@@ -1,0 +1,126 @@
+"""Tests for aggregator.storage.schema: ordered migrations applied once, atomically, on both backends."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Column, Connection, Integer, MetaData, Table, inspect
+
+from aggregator.errors import StorageError
+from aggregator.storage import SqlStorage, connect_storage, open_storage
+from aggregator.storage.schema import MIGRATIONS, Migration
+from tests.test_storage import BACKENDS, change, fresh_store_url, make_item
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with fresh_store_url(request.param, tmp_path, request) as url:
+        yield url
+
+
+@pytest.fixture
+def raw_store(store_url: str) -> Iterator[SqlStorage]:
+    """The store with no migration applied yet."""
+    store = connect_storage(store_url)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+class CountingMigration:
+    """A test migration that creates one table and counts how often it ran."""
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+        self.runs = 0
+
+    def __call__(self, connection: Connection) -> None:
+        self.runs += 1
+        Table(self.table, MetaData(), Column("id", Integer, primary_key=True)).create(connection)
+
+
+def table_names(store: SqlStorage) -> set[str]:
+    # the engine is private; the test looks under the API at what the migrations built
+    with store._engine.connect() as connection:
+        return set(inspect(connection).get_table_names())
+
+
+def test_new_store_is_created_at_the_current_version(store_url: str) -> None:
+    store = open_storage(store_url)
+    try:
+        assert isinstance(store, SqlStorage)
+        assert store.schema_version() == len(MIGRATIONS)
+        assert table_names(store) == {"schema_version", "sources", "items", "item_categories", "item_sources"}
+    finally:
+        store.close()
+
+
+def test_unmigrated_store_reports_version_0(raw_store: SqlStorage) -> None:
+    assert raw_store.schema_version() == 0
+
+
+def test_store_created_at_version_1_opens_at_the_current_version(
+    raw_store: SqlStorage, store_url: str, now: datetime
+) -> None:
+    assert raw_store.migrate(MIGRATIONS[:1]) == 1
+
+    reopened = open_storage(store_url)
+    try:
+        assert reopened.schema_version() == len(MIGRATIONS)  # type: ignore[attr-defined]
+        reopened.apply_update([change("insert", make_item("NW1", now))], None)
+        assert reopened.count_items() == 1
+    finally:
+        reopened.close()
+
+
+def test_later_migration_is_applied_once_in_order_and_never_again(raw_store: SqlStorage) -> None:
+    second = CountingMigration("added_in_v2")
+    migrations: list[Migration] = [*MIGRATIONS, second]
+
+    assert raw_store.migrate(MIGRATIONS) == len(MIGRATIONS)
+    assert raw_store.migrate(migrations) == len(migrations)
+    assert raw_store.migrate(migrations) == len(migrations)
+
+    assert second.runs == 1
+    assert raw_store.schema_version() == len(migrations)
+    assert "added_in_v2" in table_names(raw_store)
+
+
+def test_opening_a_store_at_the_current_version_runs_no_migration(raw_store: SqlStorage) -> None:
+    first = CountingMigration("first")
+    raw_store.migrate([first])
+    before = table_names(raw_store)
+
+    raw_store.migrate([first])
+
+    assert first.runs == 1
+    assert table_names(raw_store) == before
+
+
+def test_failing_migration_leaves_the_store_at_its_previous_version(raw_store: SqlStorage) -> None:
+    partial = CountingMigration("half_done")
+
+    def fails_after_partial_work(connection: Connection) -> None:
+        partial(connection)
+        raise RuntimeError("migration bug")
+
+    raw_store.migrate(MIGRATIONS)
+    with pytest.raises(RuntimeError, match="migration bug"):
+        raw_store.migrate([*MIGRATIONS, fails_after_partial_work])
+
+    assert raw_store.schema_version() == len(MIGRATIONS)
+    # DDL is transactional on both backends: the half-done table went with the rollback
+    assert "half_done" not in table_names(raw_store)
+
+
+def test_store_written_by_a_newer_program_is_refused(raw_store: SqlStorage, store_url: str) -> None:
+    raw_store.migrate([*MIGRATIONS, CountingMigration("from_the_future")])
+
+    current = len(MIGRATIONS)
+    message = rf"^store: schema version {current + 1} is newer than this program knows \({current}\); upgrade"
+    with pytest.raises(StorageError, match=message):
+        open_storage(store_url)

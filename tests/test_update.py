@@ -1,0 +1,138 @@
+"""update.Updater end to end in-process: the real fetcher against the loopback server, real storage."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from aggregator.config import Config, parse_config
+from aggregator.fetch import HttpFetcher
+from aggregator.models import UpdateOutcome
+from aggregator.storage import Storage, open_storage
+from aggregator.update import MOVED_AFTER_POLLS, Updater, select_due
+from tests.corpus_feeds import Post, read_post, rss
+from tests.fixture_server import FixtureServer, Route
+
+NOW = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
+    if request.param == "sqlite":
+        store = open_storage(str(tmp_path / "aggregator.db"))
+        yield store
+        store.close()
+        return
+    import psycopg
+
+    pg_url: str = request.getfixturevalue("pg_url")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    store = open_storage(f"{pg_url}?options=-csearch_path%3D{schema}")
+    try:
+        yield store
+    finally:
+        store.close()
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def _config(server: FixtureServer, tmp_path: Path, sources: list[tuple[str, str, str]]) -> Config:
+    lines = ["[settings]", "allow_private_networks = true", 'per_host_delay = "1ms"', 'timeout = "3s"',
+             'interval = "10m"', "", "[categories.a]", 'title = "A"', "", "[categories.b]", 'title = "B"', ""]
+    for name, path, category in sources:
+        lines += ["[[sources]]", f'name = "{name}"', f'url = "{server.url(path)}"', f'categories = ["{category}"]', ""]
+    return parse_config("\n".join(lines), tmp_path / "feeds.toml", {})
+
+
+def _poll(config: Config, storage: Storage, now: datetime = NOW) -> list[UpdateOutcome]:
+    async def run() -> list[UpdateOutcome]:
+        async with HttpFetcher(config.settings) as fetcher:
+            return await Updater(config, storage, fetcher, clock=lambda: now).update_sources(config.sources)
+
+    return sorted(asyncio.run(run()), key=lambda o: o.source_name)
+
+
+@pytest.fixture
+def seed(seed_post: Path) -> Post:
+    return read_post(seed_post)
+
+
+def test_article_reaching_us_through_two_sources_is_stored_once_in_both_categories(
+    feed_server: FixtureServer, storage: Storage, seed: Post, tmp_path: Path
+) -> None:
+    emnews_link = "http://finance.eastmoney.com/news/1344,202201242257831752.html"
+    feed_server.routes["/one"] = Route(rss("one", [seed]))
+    feed_server.routes["/two"] = Route(rss("two", [Post(**{**seed.__dict__, "link": emnews_link})]))
+    config = _config(feed_server, tmp_path, [("one", "/one", "a"), ("two", "/two", "b")])
+    outcomes = _poll(config, storage)
+    assert sum(o.inserted for o in outcomes) == 1
+    assert storage.count_items() == 1
+    item = storage.get_item("NW202201242257831752")
+    assert item is not None
+    assert item.categories == {"a", "b"} and item.sources == {"one", "two"}
+    assert "EM_StockImg" not in item.html and "display:none" not in item.html
+
+
+def test_unchanged_repoll_writes_nothing_and_is_reported_unchanged(
+    feed_server: FixtureServer, storage: Storage, seed: Post, tmp_path: Path
+) -> None:
+    feed_server.routes["/one"] = Route(rss("one", [seed]))
+    config = _config(feed_server, tmp_path, [("one", "/one", "a")])
+    [first] = _poll(config, storage)
+    [second] = _poll(config, storage, NOW + timedelta(minutes=15))
+    assert (first.status, first.inserted) == ("new", 1)
+    assert (second.status, second.inserted, second.updated, second.unchanged) == ("unchanged", 0, 0, 1)
+    assert second.changed_categories == frozenset()
+
+
+def test_failing_source_is_recorded_and_backed_off_while_others_succeed(
+    feed_server: FixtureServer, storage: Storage, seed: Post, tmp_path: Path
+) -> None:
+    feed_server.routes["/ok"] = Route(rss("ok", [seed]))
+    feed_server.routes["/bad"] = Route(b"<html>not a feed</html>", content_type="text/html")
+    feed_server.routes["/down"] = Route(b"", status=503, headers={"Retry-After": "7200"})
+    config = _config(feed_server, tmp_path, [("ok", "/ok", "a"), ("bad", "/bad", "a"), ("down", "/down", "a")])
+    outcomes = {o.source_name: o for o in _poll(config, storage)}
+    assert outcomes["ok"].status == "new"
+    assert outcomes["bad"].status == "error" and outcomes["bad"].error is not None
+    assert outcomes["bad"].error.stage == "parse"
+    assert outcomes["down"].error is not None and outcomes["down"].http_status == 503
+    states = storage.get_source_states()
+    assert states["down"].failures == 1
+    assert states["down"].next_poll_at is not None and states["down"].next_poll_at >= NOW + timedelta(hours=2)
+    assert states["bad"].last_error is not None and states["bad"].last_error.message.startswith("parse:")
+    assert sorted(s.name for s in select_due(config, states, NOW + timedelta(minutes=30))) == ["bad", "ok"]
+
+
+def test_gone_source_is_retired_until_its_url_changes(
+    feed_server: FixtureServer, storage: Storage, tmp_path: Path
+) -> None:
+    feed_server.routes["/gone"] = Route(b"", status=410)
+    config = _config(feed_server, tmp_path, [("gone", "/gone", "a")])
+    [outcome] = _poll(config, storage)
+    assert outcome.status == "retired"
+    later = NOW + timedelta(days=30)
+    assert select_due(config, storage.get_source_states(), later) == []
+    moved = _config(feed_server, tmp_path, [("gone", "/new-home", "a")])
+    assert [s.name for s in select_due(moved, storage.get_source_states(), later)] == ["gone"]
+
+
+def test_permanent_redirect_is_followed_for_good_after_repeated_polls(
+    feed_server: FixtureServer, storage: Storage, seed: Post, tmp_path: Path
+) -> None:
+    feed_server.routes["/new"] = Route(rss("new", [seed]))
+    feed_server.routes["/old"] = Route(b"", status=301, headers={"Location": feed_server.url("/new")})
+    config = _config(feed_server, tmp_path, [("s", "/old", "a")])
+    for poll in range(MOVED_AFTER_POLLS + 1):
+        _poll(config, storage, NOW + timedelta(hours=poll))
+    state = storage.get_source_states()["s"]
+    assert state.moved_to == feed_server.url("/new")
+    assert feed_server.hits["/old"] == MOVED_AFTER_POLLS
+    assert feed_server.hits["/new"] == MOVED_AFTER_POLLS + 1
