@@ -95,6 +95,11 @@ def category_title(medium: str) -> str:
     return medium.strip() + TITLE_SUFFIX
 
 
+def media_by_slug(titles: Mapping[str, str]) -> dict[str, str]:
+    """slug → medium for the categories (id → title) titled `<medium>新闻`: the `taken` of feeds.toml."""
+    return {slug: medium for slug, title in titles.items() if (medium := medium_from_tag(title)) is not None}
+
+
 def medium_from_tag(tag: str) -> str | None:
     """南通日报新闻 → 南通日报: the legacy tag of a per-medium category, None when it is not one."""
     tag = tag.strip()

@@ -128,7 +128,29 @@ def _load(args: argparse.Namespace) -> Config:
 def _check(args: argparse.Namespace, out: TextIO) -> int:
     config = _load(args)
     print(f"{_config_path(args)}: ok ({len(config.sources)} sources, {len(config.categories)} categories)", file=out)
+    for source, hint in _store_hints(config):
+        print(f"{_config_path(args)}: note: source {source!r}: {hint}", file=out)
     return EXIT_OK
+
+
+def _store_hints(config: Config) -> list[tuple[str, str]]:
+    """What the store knows that ops should fix in feeds.toml (moved or retired sources).
+
+    Only an existing store is read: `check` must not create one.
+    """
+    from aggregator.status import status_rows
+    from aggregator.storage import open_storage
+    from aggregator.update import utc_now
+
+    store = config.settings.store
+    if "://" not in store and not Path(store).exists():
+        return []
+    storage = open_storage(store)
+    try:
+        rows = status_rows(config, storage.get_source_states(), {}, utc_now())
+    finally:
+        storage.close()
+    return [(row.source, row.hint) for row in rows if row.hint]
 
 
 def _poll(args: argparse.Namespace, out: TextIO) -> int:
@@ -270,7 +292,12 @@ def _import_jekyll(args: argparse.Namespace, out: TextIO) -> int:
 def _import_opml(args: argparse.Namespace, out: TextIO) -> int:
     from aggregator.importers.opml import opml_to_toml
 
-    print(opml_to_toml(args.file.read_bytes(), category=args.category), file=out)
+    try:
+        data = args.file.read_bytes()
+    except OSError as exc:
+        print(f"aggregator: import-opml: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return EXIT_ERROR
+    print(opml_to_toml(data, category=args.category, known=_load(args)), file=out)
     return EXIT_OK
 
 

@@ -29,6 +29,11 @@ class ConfigDiff:
     def is_empty(self) -> bool:
         return not self.describe()
 
+    def changes_feeds(self) -> bool:
+        """Whether every feed needs republishing: titles, the category set or settings changed."""
+        return bool(self.added_categories or self.removed_categories or self.changed_categories
+                    or self.changed_settings)
+
     def describe(self) -> list[str]:
         """One phrase per kind of change, for the reload log line."""
         changed_sources = tuple(f"{name} ({', '.join(keys)})" for name, keys in self.changed_sources.items())
@@ -52,7 +57,8 @@ def diff_configs(old: Config, new: Config) -> ConfigDiff:
     old_sources = {s.name: s for s in old.sources}
     new_sources = {s.name: s for s in new.sources}
     changed_sources = {
-        name: keys for name, source in new_sources.items()
+        name: keys
+        for name, source in new_sources.items()
         if name in old_sources and (keys := _changed_keys(old_sources[name], source))
     }
     return ConfigDiff(

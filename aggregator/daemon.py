@@ -15,7 +15,7 @@ import logging
 import signal
 import socket
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,11 +32,11 @@ from starlette.types import ASGIApp
 from aggregator.config import Config, SourceConfig, load_config
 from aggregator.config_diff import ConfigDiff, diff_configs
 from aggregator.daemon_http import HttpThread, SwappableApp, bind_listener, create_metrics_app, listener_url
-from aggregator.errors import ConfigError, PublishError, StorageError
+from aggregator.daemon_publish import PublishQueue
+from aggregator.errors import ConfigError, StorageError
 from aggregator.fetch import HttpFetcher
 from aggregator.metrics import Metrics
 from aggregator.models import SourceState, UpdateOutcome
-from aggregator.publish import publish_categories
 from aggregator.schedule import spread_offset
 from aggregator.serve import create_app
 from aggregator.status import is_retired
@@ -50,9 +50,8 @@ WRITER_LOCK_WAIT_SECONDS = 60.0
 #: in-flight polls get this long after SIGTERM; `docker stop` sends SIGKILL 10 s after SIGTERM
 SHUTDOWN_GRACE_SECONDS = 8.0
 CONFIG_CHECK_SECONDS = 1.0
-#: polls finishing close together are published in one pass
-PUBLISH_DEBOUNCE_SECONDS = 1.0
-PUBLISH_RETRY_SECONDS = 60.0
+#: a changed feeds.toml must stay the same this long before it is read
+CONFIG_SETTLE_SECONDS = 0.2
 HEARTBEAT_SECONDS = 1.0
 #: /healthz fails when the scheduler has not run its heartbeat job for this long
 HEARTBEAT_STALE_SECONDS = 15.0
@@ -75,9 +74,11 @@ def run_daemon(config_path: Path, *, listen: str | None, env: Mapping[str, str])
     config = load_config(config_path, env)
     storage = open_storage(config.settings.store)
     try:
-        with storage.writer_lock(WRITER_LOCK_WAIT_SECONDS), \
-                bind_listener(listen or config.settings.listen) as listener, \
-                ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="aggregator-work") as executor:
+        with (
+            storage.writer_lock(WRITER_LOCK_WAIT_SECONDS),
+            bind_listener(listen or config.settings.listen) as listener,
+            ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="aggregator-work") as executor,
+        ):
             daemon = Daemon(config_path, env, config, storage, executor)
             asyncio.run(daemon.run(listener))
     finally:
@@ -85,8 +86,9 @@ def run_daemon(config_path: Path, *, listen: str | None, env: Mapping[str, str])
     return 0
 
 
-def resume_at(name: str, stored: datetime | None, interval: timedelta, max_delay: timedelta,
-              now: datetime) -> datetime:
+def resume_at(
+    name: str, stored: datetime | None, interval: timedelta, max_delay: timedelta, now: datetime
+) -> datetime:
     """First poll after a start: the stored next-poll time when still ahead, else soon, spread by name.
 
     A restart therefore never polls everything at once. `max_delay` bounds a stored time that lies
@@ -118,12 +120,9 @@ class Daemon:
         self._http_app = SwappableApp(self._create_http_app(config))
         self._in_flight: set[asyncio.Task[Any]] = set()
         self._closers: set[asyncio.Task[Any]] = set()
-        self._pending_categories: set[str] = set()
-        self._publish_all = False
-        self._publish_wanted = asyncio.Event()
         self._reload_wanted = asyncio.Event()
         self._stop_wanted = asyncio.Event()
-        self._closing = False
+        self._publisher = PublishQueue(storage, config, self._stop_wanted)
         self._heartbeat = time.monotonic()
 
     async def run(self, listener: socket.socket) -> None:
@@ -144,10 +143,10 @@ class Daemon:
             http = HttpThread(self._http_app, listener)
             http.start()
             stack.push_async_callback(asyncio.to_thread, http.stop)
-            log.info("daemon: started: %d of %d sources scheduled; store %s; listening on %s",
-                     scheduled, len(self._config.sources), self._storage.url, listener_url(listener))
-            self._request_publish(None)
-            publisher = asyncio.create_task(self._publish_loop())
+            log.info("daemon: started: %d of %d sources scheduled; store %s; listening on %s", scheduled,
+                     len(self._config.sources), self._storage.url, listener_url(listener))
+            self._publisher.request(None)
+            publisher = asyncio.create_task(self._publisher.run())
             watcher = asyncio.create_task(self._watch_config())
             await self._stop_wanted.wait()
             await self._drain(publisher, watcher)
@@ -155,8 +154,8 @@ class Daemon:
 
     def _request_stop(self, signum: int) -> None:
         if self._stop_wanted.is_set():
-            log.warning("daemon: %s again: cancelling %d in-flight polls", signal.Signals(signum).name,
-                        len(self._in_flight))
+            name, count = signal.Signals(signum).name, len(self._in_flight)
+            log.warning("daemon: %s again: cancelling %d in-flight polls", name, count)
             for task in self._in_flight:
                 task.cancel()
             return
@@ -168,15 +167,14 @@ class Daemon:
         self._scheduler.pause()
         watcher.cancel()
         if self._in_flight:
-            log.info("daemon: waiting up to %.0fs for %d in-flight polls", SHUTDOWN_GRACE_SECONDS,
-                     len(self._in_flight))
+            count = len(self._in_flight)
+            log.info("daemon: waiting up to %.0fs for %d in-flight polls", SHUTDOWN_GRACE_SECONDS, count)
             _, late = await asyncio.wait(set(self._in_flight), timeout=SHUTDOWN_GRACE_SECONDS)
             for task in late:
                 task.cancel()
             if late:
                 await asyncio.wait(late)
-        self._closing = True
-        self._publish_wanted.set()
+        self._publisher.close()
         await publisher
 
     # --- scheduling ---------------------------------------------------------------------------
@@ -190,8 +188,11 @@ class Daemon:
             if not source.enabled:
                 continue
             if is_retired(source, state):
-                log.warning("daemon: source=%s is retired (HTTP 410); change its url in feeds.toml to poll it "
-                            "again", source.name, extra={"source": source.name})
+                log.warning(
+                    "daemon: source=%s is retired (HTTP 410); change its url in feeds.toml to poll it again",
+                    source.name,
+                    extra={"source": source.name},
+                )
                 continue
             interval = self._config.interval_of(source)
             # Validators and next-poll times remembered for an older URL do not apply to this one.
@@ -205,10 +206,8 @@ class Daemon:
         trigger = self._trigger_for(source)
         if isinstance(trigger, CronTrigger):
             first_run = trigger.get_next_fire_time(None, first_run)
-        self._scheduler.add_job(
-            self._poll_job, trigger, args=(source.name,), id=source.name, name=f"poll {source.name}",
-            replace_existing=True, next_run_time=first_run,
-        )
+        self._scheduler.add_job(self._poll_job, trigger, args=(source.name,), id=source.name,
+                                name=f"poll {source.name}", replace_existing=True, next_run_time=first_run)
 
     def _unschedule(self, name: str) -> None:
         with contextlib.suppress(JobLookupError):
@@ -219,8 +218,9 @@ class Daemon:
             # from_crontab's field order; config.py admits weekday names only, which mean the same
             # day to crontab and APScheduler 3 (agronholm/apscheduler#286)
             minute, hour, day, month, day_of_week = source.cron.split()
+            timezone = ZoneInfo(self._config.timezone_of(source))
             return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=day_of_week,
-                               timezone=ZoneInfo(self._config.timezone_of(source)), jitter=CRON_JITTER_SECONDS)
+                               timezone=timezone, jitter=CRON_JITTER_SECONDS)
         # Only a fallback: after every poll the job is moved to the outcome's next_poll_at.
         return IntervalTrigger(seconds=self._config.interval_of(source).total_seconds(), timezone=UTC)
 
@@ -261,12 +261,15 @@ class Daemon:
         now = utc_now()
         self._metrics.record_outcome(outcome, now)
         if outcome.changed_categories:
-            self._request_publish(outcome.changed_categories)
+            self._publisher.request(outcome.changed_categories)
         if self._sources.get(source.name) != source:
             return  # a reload changed or removed the source meanwhile, and rescheduled it
         if outcome.status == "retired":
-            log.warning("daemon: source=%s is gone (HTTP 410); not polled until its url in feeds.toml changes",
-                        source.name, extra={"source": source.name})
+            log.warning(
+                "daemon: source=%s is gone (HTTP 410); not polled until its url in feeds.toml changes",
+                source.name,
+                extra={"source": source.name},
+            )
             self._unschedule(source.name)
             return
         next_run = self._next_run(source, outcome, now)
@@ -283,52 +286,14 @@ class Daemon:
         job = self._scheduler.get_job(source.name)
         return job.trigger.get_next_fire_time(None, outcome.next_poll_at) if job is not None else None
 
-    # --- publishing ---------------------------------------------------------------------------
-
-    def _request_publish(self, categories: Iterable[str] | None) -> None:
-        self._remember_publish(categories)
-        self._publish_wanted.set()
-
-    def _remember_publish(self, categories: Iterable[str] | None) -> None:
-        if categories is None:
-            self._publish_all = True
-        else:
-            self._pending_categories.update(categories)
-
-    async def _publish_loop(self) -> None:
-        """The only writer of feed files; returns after a last pass once the daemon is closing."""
-        while True:
-            await self._publish_wanted.wait()
-            if not self._closing:
-                await asyncio.sleep(PUBLISH_DEBOUNCE_SECONDS)
-            self._publish_wanted.clear()
-            await self._publish_pending()
-            if self._closing:
-                return
-
-    async def _publish_pending(self) -> None:
-        if not (self._publish_all or self._pending_categories):
-            return
-        categories = None if self._publish_all else sorted(self._pending_categories)
-        self._publish_all, self._pending_categories = False, set()
-        try:
-            written = await asyncio.to_thread(publish_categories, self._storage, self._config, categories)
-        except (PublishError, StorageError) as e:
-            log.error("publish: %s; retrying in %.0fs", e, PUBLISH_RETRY_SECONDS)
-            self._remember_publish(categories)
-            asyncio.get_running_loop().call_later(PUBLISH_RETRY_SECONDS, self._publish_wanted.set)
-            return
-        if written:
-            log.info("publish: rewrote %s", ", ".join(written))
-
     # --- configuration ------------------------------------------------------------------------
 
     async def _watch_config(self) -> None:
-        """Reload on SIGHUP, or once feeds.toml changed and then stayed the same for one check.
+        """Reload on SIGHUP, or when feeds.toml changed and stays unchanged for a moment.
 
-        Waiting for a stable file skips the half-written states of editors that truncate and rewrite.
+        The settle wait skips the half-written states of editors that truncate and rewrite in place.
         """
-        applied = seen = _file_signature(self._config_path)
+        applied = _file_signature(self._config_path)
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._reload_wanted.wait(), CONFIG_CHECK_SECONDS)
@@ -337,10 +302,11 @@ class Daemon:
                 self._reload_wanted.clear()
                 await self._reload_config("SIGHUP")
                 applied = current
-            elif current is not None and current != applied and current == seen:
-                await self._reload_config("file changed")
-                applied = current
-            seen = current
+            elif current is not None and current != applied:
+                await asyncio.sleep(CONFIG_SETTLE_SECONDS)
+                if _file_signature(self._config_path) == current:
+                    await self._reload_config("file changed")
+                    applied = current
 
     async def _reload_config(self, reason: str) -> None:
         try:
@@ -360,8 +326,11 @@ class Daemon:
         await self._apply_config(new, diff)
 
     def _keep_restart_settings(self, new: Config) -> Config:
-        kept = {key: getattr(self._config.settings, key) for key in RESTART_SETTINGS
-                if getattr(self._config.settings, key) != getattr(new.settings, key)}
+        kept = {
+            key: getattr(self._config.settings, key)
+            for key in RESTART_SETTINGS
+            if getattr(self._config.settings, key) != getattr(new.settings, key)
+        }
         for key, value in kept.items():
             log.warning("config: settings.%s changed; restart the daemon to apply it (still %s)", key, value)
         if not kept:
@@ -369,7 +338,7 @@ class Daemon:
         return new.model_copy(update={"settings": new.settings.model_copy(update=kept)})
 
     async def _apply_config(self, new: Config, diff: ConfigDiff) -> None:
-        self._config = new
+        self._config = self._publisher.config = new
         self._sources = {source.name: source for source in new.sources}
         if diff.changed_settings:
             await self._open_fetcher()
@@ -384,13 +353,14 @@ class Daemon:
             if name in diff.added_sources or name in diff.changed_sources:
                 self._unschedule(name)
                 if source.enabled:
-                    self._schedule(source, now + spread_offset(name, min(new.interval_of(source), RELOAD_SPREAD)))
+                    first_run = now + spread_offset(name, min(new.interval_of(source), RELOAD_SPREAD))
+                    self._schedule(source, first_run)
             else:
                 # the default interval or timezone may have changed; the next poll time stays
                 with contextlib.suppress(JobLookupError):
                     self._scheduler.modify_job(name, trigger=self._trigger_for(source))
-        if diff.added_categories or diff.removed_categories or diff.changed_categories or diff.changed_settings:
-            self._request_publish(None)
+        if diff.changes_feeds():
+            self._publisher.request(None)
 
     async def _open_fetcher(self) -> None:
         """A fetcher for the current settings; polls still using the previous one finish before it closes."""

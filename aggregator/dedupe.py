@@ -15,7 +15,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
-from aggregator.models import Candidate, Item, ItemChange, RawItem, StoredItem
+from aggregator.models import Candidate, ChangeAction, Item, ItemChange, RawItem, StoredItem
 
 #: bump when the hashed fields change, so every stored hash is recomputed once
 _HASH_VERSION = "1"
@@ -80,6 +80,7 @@ def plan_changes(
     """
     changes = []
     for candidate, item in cleaned:
+        action: ChangeAction
         existing = stored.get(candidate.article_id)
         if existing is None:
             action = "insert"

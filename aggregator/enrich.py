@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from aggregator.config import SourceConfig
 from aggregator.errors import FetchError, ParseError
@@ -48,13 +48,10 @@ async def complete_items(
     """
     bound = asyncio.Semaphore(concurrency)
 
-    async def fetch(url: str) -> Fetched:
-        return await fetcher.fetch_url(source, url)
-
     async def one(item: RawItem) -> RawItem:
         async with bound:
             try:
-                return await asyncio.wait_for(_complete_item(fetch, source, item), timeout_seconds)
+                return await asyncio.wait_for(_complete_item(fetcher, source, item), timeout_seconds)
             except TimeoutError:
                 _log_lost(source, item, "timed out", f"after {timeout_seconds}s")
                 return item
@@ -87,29 +84,22 @@ async def fetch_list_pages(fetcher: Fetcher, source: SourceConfig, first: Fetche
     return pages
 
 
-async def _complete_item(
-    fetch: Callable[[str], Awaitable[Fetched]], source: SourceConfig, item: RawItem
-) -> RawItem:
-    if source.kind == "json" and (url := detail_url_for(source, item)):
-        body = await _try_body(fetch, url, source, item, "detail fetch", read_detail_body)
-        if body is not None:
-            return dataclasses.replace(item, html=body)
-    needs_page = (source.kind == "html" and source.body_selector) or source.full_content
-    if not needs_page or not item.url:
-        return item
+async def _complete_item(fetcher: Fetcher, source: SourceConfig, item: RawItem) -> RawItem:
+    steps: list[tuple[str | None, str, Callable[[Fetched, SourceConfig], str | None]]] = []
+    if source.kind == "json":
+        steps.append((detail_url_for(source, item), "detail fetch", read_detail_body))
     if source.kind == "html" and source.body_selector:
-        body = await _try_body(fetch, item.url, source, item, "article page", extract_body)
-        if body is not None:
-            return dataclasses.replace(item, html=body)
+        steps.append((item.url, "article page", extract_body))
     if source.full_content:
-        body = await _try_body(fetch, item.url, source, item, "full-text extraction", _extract_main_text)
-        if body is not None:
+        steps.append((item.url, "full-text extraction", _extract_main_text))
+    for url, what, read in steps:
+        if url and (body := await _try_body(fetcher, url, source, item, what, read)) is not None:
             return dataclasses.replace(item, html=body)
     return item
 
 
 async def _try_body(
-    fetch: Callable[[str], Awaitable[Fetched]],
+    fetcher: Fetcher,
     url: str,
     source: SourceConfig,
     item: RawItem,
@@ -118,7 +108,7 @@ async def _try_body(
 ) -> str | None:
     """The body `read` finds at `url`; None (logged) when the fetch or the reading fails."""
     try:
-        fetched = await fetch(url)
+        fetched = await fetcher.fetch_url(source, url)
     except FetchError as e:
         _log_lost(source, item, f"{what} failed", str(e))
         return None

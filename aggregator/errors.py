@@ -19,7 +19,7 @@ class AggregatorError(Exception):
 
     def __str__(self) -> str:
         cause = self.__cause__
-        if cause is None:
+        if cause is None or str(cause) in self.message:  # the message already tells the cause
             return self.message
         return f"{self.message}: {type(cause).__name__}: {cause}"
 

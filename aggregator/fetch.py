@@ -89,7 +89,7 @@ class _PinnedBackend(httpcore.AsyncNetworkBackend):
         port: int,
         timeout: float | None = None,
         local_address: str | None = None,
-        socket_options: object = None,
+        socket_options: object = None,  # httpx passes none: we configure no socket options
     ) -> httpcore.AsyncNetworkStream:
         pin = _PINNED.get()
         if pin is None or (pin.host, pin.port) != (host, port):
@@ -117,10 +117,10 @@ class _PinnedTransport(httpx.AsyncHTTPTransport):
     mapping stay in force.
     """
 
-    def __init__(self, limits: httpx.Limits) -> None:
-        super().__init__(limits=limits, trust_env=False)
+    def __init__(self, limits: httpx.Limits, ssl_context: ssl.SSLContext) -> None:
+        super().__init__(verify=ssl_context, limits=limits, trust_env=False)
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            ssl_context=ssl_context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
@@ -202,16 +202,17 @@ class HttpFetcher:
         self._clients: dict[bool, httpx.AsyncClient] = {}
 
     async def __aenter__(self) -> Self:
+        # certifi's CA bundle, or SSL_CERT_FILE / SSL_CERT_DIR when the deployment sets them
+        ssl_context = httpx.create_ssl_context(trust_env=True)
+        limits = httpx.Limits(max_connections=self._settings.concurrency,
+                              max_keepalive_connections=self._settings.concurrency)
         for allow_private in (False, True):
             client = httpx.AsyncClient(
-                transport=_PinnedTransport(
-                    httpx.Limits(max_connections=self._settings.concurrency,
-                                 max_keepalive_connections=self._settings.concurrency)
-                ),
+                transport=_PinnedTransport(limits, ssl_context),
                 headers={"User-Agent": self._settings.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
                 timeout=httpx.Timeout(self._timeout_seconds),
                 follow_redirects=False,
-                # proxies from the environment would make the address check vet the wrong host
+                # a proxy from the environment would make the address check vet the wrong host
                 trust_env=False,
             )
             self._clients[allow_private] = await self._exit_stack.enter_async_context(client)
@@ -413,17 +414,8 @@ def _map_errors(
 
 
 def _find_cause(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
-    """The first exception of `kind` in the cause/context chain (httpx → httpcore → OSError), groups included."""
-    pending: list[BaseException] = [exc]
-    seen: set[int] = set()
-    while pending:
-        current = pending.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, kind):
-            return current
-        if isinstance(current, BaseExceptionGroup):
-            pending.extend(current.exceptions)
-        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
-    return None
+    """The first exception of `kind` down the cause chain (httpx → httpcore → OSError)."""
+    current: BaseException | None = exc
+    while current is not None and not isinstance(current, kind):
+        current = current.__cause__ or current.__context__
+    return current

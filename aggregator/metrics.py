@@ -33,31 +33,46 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.polls = Counter(
-            "aggregator_polls", "Polls by source and outcome.", ["source", "outcome"],
+            "aggregator_polls",
+            "Polls by source and outcome.",
+            ["source", "outcome"],
             registry=self.registry,
         )
         self.fetch_seconds = Histogram(
-            "aggregator_fetch_seconds", "Time spent fetching a source (network part of a poll).",
-            buckets=FETCH_SECONDS_BUCKETS, registry=self.registry,
+            "aggregator_fetch_seconds",
+            "Time spent fetching a source (network part of a poll).",
+            buckets=FETCH_SECONDS_BUCKETS,
+            registry=self.registry,
         )
         self.bytes_fetched = Counter(
-            "aggregator_fetched_bytes", "Response body bytes fetched, by source.", ["source"],
+            "aggregator_fetched_bytes",
+            "Response body bytes fetched, by source.",
+            ["source"],
             registry=self.registry,
         )
         self.items_inserted = Counter(
-            "aggregator_items_inserted", "New items stored, by source.", ["source"], registry=self.registry,
+            "aggregator_items_inserted",
+            "New items stored, by source.",
+            ["source"],
+            registry=self.registry,
         )
         self.items_updated = Counter(
-            "aggregator_items_updated", "Stored items whose content changed, by source.", ["source"],
+            "aggregator_items_updated",
+            "Stored items whose content changed, by source.",
+            ["source"],
             registry=self.registry,
         )
         self.consecutive_failures = Gauge(
-            "aggregator_source_consecutive_failures", "Failed polls in a row; one success resets it.",
-            ["source"], registry=self.registry,
+            "aggregator_source_consecutive_failures",
+            "Failed polls in a row; one success resets it.",
+            ["source"],
+            registry=self.registry,
         )
         self.last_success = Gauge(
-            "aggregator_source_last_success_timestamp_seconds", "Unix time of the last successful poll.",
-            ["source"], registry=self.registry,
+            "aggregator_source_last_success_timestamp_seconds",
+            "Unix time of the last successful poll.",
+            ["source"],
+            registry=self.registry,
         )
 
     def load_states(self, states: Mapping[str, SourceState], source_names: Iterable[str]) -> None:
@@ -86,8 +101,13 @@ class Metrics:
 
     def forget_source(self, name: str) -> None:
         """Drop every series of a source that left the configuration."""
-        for family in (self.bytes_fetched, self.items_inserted, self.items_updated,
-                       self.consecutive_failures, self.last_success):
+        for family in (
+            self.bytes_fetched,
+            self.items_inserted,
+            self.items_updated,
+            self.consecutive_failures,
+            self.last_success,
+        ):
             family.remove(name)
         for status in OUTCOME_STATUSES:
             self.polls.remove(name, status)

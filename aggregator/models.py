@@ -196,12 +196,15 @@ class ItemChange:
     raw_hash: str
 
 
+OutcomeStatus = Literal["new", "updated", "unchanged", "not_modified", "error", "skipped", "retired"]
+
+
 @dataclass(frozen=True, slots=True)
 class UpdateOutcome:
     """What one poll of one source did; recorded and printed by `poll`."""
 
     source_name: str
-    status: Literal["new", "updated", "unchanged", "not_modified", "error", "skipped", "retired"]
+    status: OutcomeStatus
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0

@@ -1,18 +1,19 @@
 """Serve the published files over HTTP: the feeds, their archives, feeds.opml, the index and /healthz.
 
-A plain ASGI app (no framework: every request is a few dict look-ups and one stat), run by
-uvicorn in `serve_forever` and mounted by the daemon next to its /metrics. It only reads what
-`publish` wrote under output_dir, so serving never waits on polling, and since publish replaces
-files atomically each response comes from one open file: never half a feed. HTTP per RFC 9110:
-strong ETags (a content hash computed once per file version), Last-Modified, 304 on
-If-None-Match / If-Modified-Since, HEAD, gzip from the precompressed `.gz` twin with
-`Vary: Accept-Encoding`, and `Cache-Control: max-age` = the feed's shortest poll interval.
-Request paths are matched whole against layout.py's names, never joined onto the disk path, so
-nothing outside the feed set (`..`, `%2e%2e`, `%2f`, backslashes, NUL) resolves to a file.
+A plain ASGI app (no framework: a request is a few dict look-ups and two stats), run by uvicorn in
+`serve_forever` and mounted by the daemon next to its /metrics. It only reads what `publish`
+wrote under output_dir, so serving never waits on polling, and since publish replaces files
+atomically each response comes from one open file: never half a feed. HTTP per RFC 9110: strong
+ETags (a content hash computed once per file version), Last-Modified, 304 on If-None-Match /
+If-Modified-Since, HEAD, gzip from the precompressed `.gz` twin with `Vary: Accept-Encoding`,
+and `Cache-Control: max-age` = the feed's shortest poll interval. Request paths are matched
+whole against layout.py's names, never joined onto a disk path, so nothing outside the feed set
+(`..`, `%2e%2e`, `%2f`, backslashes, NUL) resolves to a file.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -22,7 +23,7 @@ from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from email.utils import formatdate, parsedate_to_datetime
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any
 
 from aggregator.config import Config
@@ -30,11 +31,11 @@ from aggregator.publish import output_dir_of
 from aggregator.publish.layout import (
     ALL_FEED,
     FEED_NAME_PATTERN,
-    GZIP_SUFFIX,
     INDEX_FILE,
     OPML_FILE,
     archive_file,
     atom_file,
+    gzip_file,
     json_file,
 )
 
@@ -43,15 +44,19 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+Headers = list[tuple[bytes, bytes]]
 
 #: file contents kept in memory, least recently used dropped first
 MAX_CACHE_BYTES = 64 * 1024 * 1024
+#: request paths remembered with their resolved files (each bounded by the name pattern)
+MAX_ROUTES = 4096
 #: a sealed archive page never changes (aggregator/publish/archive.py), so caches may keep it long
 SEALED_ARCHIVE_MAX_AGE_SECONDS = 86400
 
 _ATOM = "application/atom+xml; charset=utf-8"
 #: JSON Feed 1.1 §"Suggestions for Publishers": application/feed+json
 _JSON_FEED = "application/feed+json; charset=utf-8"
+_TEXT = "text/plain; charset=utf-8"
 _FEED_RE = re.compile(rf"/feeds/(?P<name>{FEED_NAME_PATTERN})\.(?P<ext>atom|json)")
 _ARCHIVE_RE = re.compile(rf"/feeds/archive/(?P<name>{FEED_NAME_PATTERN})/(?P<page>[1-9][0-9]{{0,8}})\.atom")
 
@@ -69,13 +74,26 @@ class Resource:
 
 
 @dataclass(frozen=True, slots=True)
+class _Route:
+    """A resolved resource with its disk paths as strings, computed once per request path."""
+
+    resource: Resource
+    plain_path: str
+    gzip_path: str
+    next_page_path: str | None
+    content_type: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class _Version:
-    """One version of one file, as read once from disk."""
+    """One version of one file as read once from disk, with its validators ready to send."""
 
     key: tuple[int, int, int]
     body: bytes
-    etag: str
+    etag: bytes
     mtime_ns: int
+    last_modified: bytes
+    content_length: bytes
 
 
 def resolve_path(raw_path: str) -> Resource | None:
@@ -114,6 +132,7 @@ def shortest_interval(config: Config, feed: str | None) -> timedelta:
     return min(intervals, default=config.settings.interval)
 
 
+@functools.lru_cache(maxsize=64)
 def accepts_gzip(accept_encoding: str) -> bool:
     """RFC 9110 §12.5.3: gzip (or x-gzip, or *) listed with a non-zero q."""
     for part in accept_encoding.split(","):
@@ -138,8 +157,19 @@ def etag_matches(if_none_match: str, etag: str) -> bool:
     return any(tag.strip().removeprefix("W/") == opaque for tag in if_none_match.split(","))
 
 
+def is_modified_since(if_modified_since: str, mtime_ns: int) -> bool:
+    """RFC 9110 §13.1.3; an invalid date is ignored (treated as modified)."""
+    try:
+        since = parsedate_to_datetime(if_modified_since)
+    except (TypeError, ValueError):
+        return True
+    if since.tzinfo is None:
+        return True
+    return mtime_ns // 1_000_000_000 > int(since.timestamp())
+
+
 class FeedApp:
-    """The ASGI application; one per process, holding the file cache."""
+    """The ASGI application; one per process, holding the route and file caches."""
 
     def __init__(
         self,
@@ -151,8 +181,9 @@ class FeedApp:
         self._config = config
         self._extra = dict(extra_routes)
         self._is_alive = is_alive
-        self._max_age_seconds: dict[str | None, int] = {}
-        self._cache: OrderedDict[Path, _Version] = OrderedDict()
+        self._cache_control: dict[str | None, bytes] = {}
+        self._routes: dict[str, _Route] = {}
+        self._cache: OrderedDict[str, _Version] = OrderedDict()
         self._cache_bytes = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -168,52 +199,92 @@ class FeedApp:
         raw = scope.get("raw_path") or scope["path"].encode("utf-8")
         path = raw.decode("ascii", errors="replace")
         if path == "/healthz":
-            alive = self._is_alive is None or self._is_alive()
-            await _respond(send, scope, 200 if alive else 503, [(b"cache-control", b"no-store")],
-                           b"ok\n" if alive else b"unhealthy\n", "text/plain; charset=utf-8")
+            await self._send_health(scope, send)
             return
-        resource = resolve_path(path)
-        version = self._read(self._output_dir / resource.file) if resource else None
-        if resource is None or version is None:
-            await _respond(send, scope, 404, [], b"not found\n", "text/plain; charset=utf-8")
+        route = self._route(path)
+        plain = self._read(route.plain_path) if route is not None else None
+        if route is None or plain is None:
+            await _respond(send, scope, 404, [(b"content-type", _TEXT.encode())], b"not found\n")
             return
         if scope["method"] not in ("GET", "HEAD"):
-            await _respond(send, scope, 405, [(b"allow", b"GET, HEAD")], b"method not allowed\n",
-                           "text/plain; charset=utf-8")
+            headers = [(b"allow", b"GET, HEAD"), (b"content-type", _TEXT.encode())]
+            await _respond(send, scope, 405, headers, b"method not allowed\n")
             return
-        await self._send_file(scope, send, resource, version)
+        await self._send_file(scope, send, route, plain)
 
-    async def _send_file(self, scope: Scope, send: Send, resource: Resource, plain: _Version) -> None:
-        request = _headers(scope)
-        headers = [
-            (b"cache-control", f"public, max-age={self._max_age(resource)}".encode()),
-            (b"last-modified", formatdate(plain.mtime_ns / 1e9, usegmt=True).encode()),
-        ]
+    async def _send_health(self, scope: Scope, send: Send) -> None:
+        alive = self._is_alive is None or self._is_alive()
+        headers = [(b"cache-control", b"no-store"), (b"content-type", _TEXT.encode())]
+        await _respond(send, scope, 200 if alive else 503, headers, b"ok\n" if alive else b"unhealthy\n")
+
+    async def _send_file(self, scope: Scope, send: Send, route: _Route, plain: _Version) -> None:
+        accept_encoding = if_none_match = if_modified_since = None
+        for name, value in scope["headers"]:  # ASGI header names are lower-case
+            if name == b"accept-encoding":
+                accept_encoding = value
+            elif name == b"if-none-match":
+                if_none_match = value
+            elif name == b"if-modified-since":
+                if_modified_since = value
+        headers = [(b"cache-control", self._cache_control_of(route)), (b"last-modified", plain.last_modified)]
         chosen, encoding = plain, None
-        gzip_path = self._output_dir / resource.file.with_name(resource.file.name + GZIP_SUFFIX)
-        compressed = self._read(gzip_path)
+        compressed = self._read(route.gzip_path)
         if compressed is not None:
             headers.append((b"vary", b"Accept-Encoding"))
             # a .gz older than its plain twin is a leftover of an interrupted publish (files.py)
-            if compressed.mtime_ns >= plain.mtime_ns and accepts_gzip(request.get("accept-encoding", "")):
+            if (
+                compressed.mtime_ns >= plain.mtime_ns
+                and accept_encoding is not None
+                and accepts_gzip(accept_encoding.decode("latin-1"))
+            ):
                 chosen, encoding = compressed, b"gzip"
-        headers.append((b"etag", chosen.etag.encode()))
-        if _is_not_modified(request, chosen.etag, plain.mtime_ns):
-            await _respond(send, scope, 304, headers, b"", None)
+        headers.append((b"etag", chosen.etag))
+        # RFC 9110 §13.2.2: If-None-Match decides when present; otherwise If-Modified-Since
+        if if_none_match is not None:
+            not_modified = etag_matches(if_none_match.decode("latin-1"), chosen.etag.decode("ascii"))
+        else:
+            not_modified = if_modified_since is not None and not is_modified_since(
+                if_modified_since.decode("latin-1"), plain.mtime_ns
+            )
+        if not_modified:
+            await send({"type": "http.response.start", "status": 304, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
             return
         if encoding:
             headers.append((b"content-encoding", encoding))
-        await _respond(send, scope, 200, headers, chosen.body, resource.content_type)
+        headers += [(b"content-type", route.content_type), (b"content-length", chosen.content_length)]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else chosen.body})
 
-    def _max_age(self, resource: Resource) -> int:
-        if resource.next_page is not None and (self._output_dir / resource.next_page).is_file():
-            return SEALED_ARCHIVE_MAX_AGE_SECONDS
-        if resource.feed not in self._max_age_seconds:
-            interval = shortest_interval(self._config, resource.feed)
-            self._max_age_seconds[resource.feed] = int(interval.total_seconds())
-        return self._max_age_seconds[resource.feed]
+    def _route(self, path: str) -> _Route | None:
+        route = self._routes.get(path)
+        if route is not None:
+            return route
+        resource = resolve_path(path)
+        if resource is None:
+            return None
+        next_page = resource.next_page
+        route = _Route(
+            resource=resource,
+            plain_path=str(self._output_dir / resource.file),
+            gzip_path=str(self._output_dir / gzip_file(resource.file)),
+            next_page_path=str(self._output_dir / next_page) if next_page is not None else None,
+            content_type=resource.content_type.encode(),
+        )
+        if len(self._routes) < MAX_ROUTES:
+            self._routes[path] = route
+        return route
 
-    def _read(self, path: Path) -> _Version | None:
+    def _cache_control_of(self, route: _Route) -> bytes:
+        if route.next_page_path is not None and os.path.isfile(route.next_page_path):
+            return f"public, max-age={SEALED_ARCHIVE_MAX_AGE_SECONDS}".encode()
+        feed = route.resource.feed
+        if feed not in self._cache_control:
+            seconds = int(shortest_interval(self._config, feed).total_seconds())
+            self._cache_control[feed] = f"public, max-age={seconds}".encode()
+        return self._cache_control[feed]
+
+    def _read(self, path: str) -> _Version | None:
         """The file's current version: from the cache when (inode, mtime, size) still match,
         else read once from one open handle, so a concurrent os.replace cannot mix versions."""
         try:
@@ -221,26 +292,30 @@ class FeedApp:
         except (FileNotFoundError, NotADirectoryError):
             return None
         cached = self._cache.get(path)
-        if cached is not None and cached.key == _key(info):
+        if cached is not None and cached.key == (info.st_ino, info.st_mtime_ns, info.st_size):
             self._cache.move_to_end(path)
             return cached
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_BINARY", 0))
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            return None
-        except OSError:  # ELOOP: a symlink where a published file should be; not ours to follow
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:  # gone, a directory, or ELOOP: a symlink is not ours to follow
             return None
         with os.fdopen(fd, "rb") as handle:
             info = os.fstat(handle.fileno())
             if not stat.S_ISREG(info.st_mode):
                 return None
             body = handle.read()
-        digest = hashlib.blake2b(body, digest_size=16).hexdigest()
-        version = _Version(_key(info), body, f'"{digest}"', info.st_mtime_ns)
+        version = _Version(
+            key=(info.st_ino, info.st_mtime_ns, info.st_size),
+            body=body,
+            etag=f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'.encode(),
+            mtime_ns=info.st_mtime_ns,
+            last_modified=formatdate(info.st_mtime_ns / 1e9, usegmt=True).encode(),
+            content_length=str(len(body)).encode(),
+        )
         self._remember(path, version)
         return version
 
-    def _remember(self, path: Path, version: _Version) -> None:
+    def _remember(self, path: str, version: _Version) -> None:
         old = self._cache.pop(path, None)
         if old is not None:
             self._cache_bytes -= len(old.body)
@@ -283,39 +358,9 @@ def serve_forever(config: Config, listen: str) -> None:
     uvicorn.Server(server_config).run()
 
 
-def _key(info: os.stat_result) -> tuple[int, int, int]:
-    return (info.st_ino, info.st_mtime_ns, info.st_size)
-
-
-def _headers(scope: Scope) -> dict[str, str]:
-    return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
-
-
-def _is_not_modified(request: dict[str, str], etag: str, mtime_ns: int) -> bool:
-    """RFC 9110 §13.2.2: If-None-Match decides when present; otherwise If-Modified-Since."""
-    if "if-none-match" in request:
-        return etag_matches(request["if-none-match"], etag)
-    if_modified_since = request.get("if-modified-since")
-    if not if_modified_since:
-        return False
-    try:
-        since = parsedate_to_datetime(if_modified_since)
-    except (TypeError, ValueError):
-        return False  # §13.1.3: an invalid date is ignored
-    if since.tzinfo is None:
-        return False
-    return mtime_ns // 1_000_000_000 <= int(since.timestamp())
-
-
-async def _respond(
-    send: Send, scope: Scope, status: int, headers: list[tuple[bytes, bytes]], body: bytes, content_type: str | None
-) -> None:
-    all_headers = list(headers)
-    if content_type is not None:
-        all_headers.append((b"content-type", content_type.encode()))
-    if status != 304:
-        all_headers.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": all_headers})
+async def _respond(send: Send, scope: Scope, status: int, headers: Headers, body: bytes) -> None:
+    headers = [*headers, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
 
 

@@ -48,8 +48,10 @@ def status_rows(
     config: Config, states: Mapping[str, SourceState], items_per_source: Mapping[str, int], now: datetime
 ) -> list[StatusRow]:
     """One row per source of the configuration, in feeds.toml order."""
-    return [_make_row(source, states.get(source.name), items_per_source.get(source.name, 0), now)
-            for source in config.sources]
+    return [
+        _make_row(source, states.get(source.name), items_per_source.get(source.name, 0), now)
+        for source in config.sources
+    ]
 
 
 def _make_row(source: SourceConfig, state: SourceState | None, items: int, now: datetime) -> StatusRow:
@@ -146,8 +148,11 @@ def _format_table(rows: Sequence[StatusRow]) -> str:
 def _row_cells(row: StatusRow) -> tuple[str, ...]:
     error = ""
     if row.last_error is not None:
-        error = row.last_error if row.last_error.startswith(f"{row.last_error_stage}:") else (
-            f"{row.last_error_stage}: {row.last_error}")
+        error = (
+            row.last_error
+            if row.last_error.startswith(f"{row.last_error_stage}:")
+            else (f"{row.last_error_stage}: {row.last_error}")
+        )
         error = " ".join(error.split())
         if len(error) > ERROR_COLUMN_CHARS:
             error = error[: ERROR_COLUMN_CHARS - 1] + "…"
@@ -172,7 +177,7 @@ def _row_cells(row: StatusRow) -> tuple[str, ...]:
 
 
 def _format_relative(moment: datetime, now: datetime) -> str:
-    """"3m ago" / "in 12m": ops read ages faster than timestamps."""
+    """ "3m ago" / "in 12m": ops read ages faster than timestamps."""
     delta = moment - now
     span = _format_span(abs(delta))
     return f"in {span}" if delta > timedelta(0) else f"{span} ago"

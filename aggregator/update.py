@@ -29,6 +29,7 @@ from aggregator.models import (
     Fetched,
     Item,
     NotModified,
+    OutcomeStatus,
     ParsedFeed,
     RawItem,
     SourceState,
@@ -67,6 +68,8 @@ class _ParseResult:
     feed: ParsedFeed
     candidates: tuple[Candidate, ...]
     skipped: tuple[str, ...]
+    #: categories first seen in this document (slug → "<medium>新闻"), for `categories = "auto"`
+    new_category_titles: Mapping[str, str]
 
 
 class Updater:
@@ -133,11 +136,12 @@ class Updater:
         self, source: SourceConfig, state: SourceState, fetched: Fetched, now: datetime,
         started: float, fetch_seconds: float,
     ) -> UpdateOutcome:
-        parsed = await self._run(_parse_candidates, fetched, source, self.config.timezone_of(source))
+        parsed = await self._parse_pages(source, fetched)
         for warning in parsed.feed.warnings:
             log.warning("parse: source=%s %s", source.name, warning)
         for reason in parsed.skipped:
             log.warning("identity: source=%s skipped item: %s", source.name, reason)
+        self.storage.add_category_titles(parsed.new_category_titles)
         candidates = dedupe.first_per_article(parsed.candidates)
         stored = self.storage.get_stored_items([c.article_id for c in candidates])
         to_clean = [c for c in candidates if dedupe.needs_cleaning(c, stored.get(c.article_id))]
@@ -155,7 +159,7 @@ class Updater:
         self.storage.apply_update(changes, new_state)
         inserted = sum(c.action == "insert" for c in changes)
         updated = sum(c.action == "update" for c in changes)
-        status = "new" if inserted else "updated" if updated else "unchanged"
+        status: OutcomeStatus = "new" if inserted else "updated" if updated else "unchanged"
         outcome = UpdateOutcome(
             source.name, status, inserted=inserted, updated=updated,
             unchanged=len(candidates) - inserted - updated, skipped_items=len(parsed.skipped),
@@ -165,6 +169,30 @@ class Updater:
         )
         _log_outcome(outcome)
         return outcome
+
+    async def _parse_pages(self, source: SourceConfig, first: Fetched) -> _ParseResult:
+        """Parse the fetched document, and for paginated html sources the further list pages too."""
+        pages = [first]
+        if source.kind == "html" and source.max_pages > 1:
+            from aggregator.enrich import fetch_list_pages
+
+            pages += await fetch_list_pages(self.fetcher, source, first)
+        taken = self._taken_categories() if _files_by_medium(source) else {}
+        results = [await self._run(_parse_candidates, page, source, self.config.timezone_of(source), taken)
+                   for page in pages]
+        return _ParseResult(
+            feed=results[0].feed,
+            candidates=tuple(c for r in results for c in r.candidates),
+            skipped=tuple(s for r in results for s in r.skipped),
+            new_category_titles={k: v for r in results for k, v in r.new_category_titles.items()},
+        )
+
+    def _taken_categories(self) -> dict[str, str]:
+        """slug → medium of every category already in use (feeds.toml titles and learnt ones)."""
+        from aggregator.categories import media_by_slug
+
+        titles = {**self.storage.category_titles(), **{k: c.title for k, c in self.config.categories.items()}}
+        return media_by_slug(titles)
 
     async def _complete(self, source: SourceConfig, candidates: list[Candidate]) -> list[Candidate]:
         """Fetch article bodies (JSON detail endpoints, article pages) for the new or changed items only."""
@@ -283,27 +311,45 @@ def _log_outcome(outcome: UpdateOutcome) -> None:
 # --- worker functions: module-level so a process pool can pickle them -------------------------------
 
 
-def _parse_candidates(fetched: Fetched, source: SourceConfig, timezone: str) -> _ParseResult:
-    """Parse a document and decide each item's identity and raw hash (runs in a worker)."""
+def _parse_candidates(fetched: Fetched, source: SourceConfig, timezone: str, taken: Mapping[str, str]) -> _ParseResult:
+    """Parse a document and decide each item's identity, categories and raw hash (runs in a worker).
+
+    `taken` (slug → medium) keeps media whose names give the same slug apart.
+    """
     feed = parse(fetched, source, timezone)
     candidates, skipped = [], []
+    media = dict(taken)
     for raw in feed.items:
         try:
             article_id = identity.article_id(raw, source.name)
         except ItemError as exc:
             skipped.append(str(exc))
             continue
-        categories = _categories_for(source, raw)
+        categories = _categories_for(source, raw, media)
         candidates.append(Candidate(article_id, source.name, categories, raw, dedupe.raw_hash(raw)))
-    return _ParseResult(feed, tuple(candidates), tuple(skipped))
+    return _ParseResult(feed, tuple(candidates), tuple(skipped), _new_titles(media, taken))
 
 
-def _categories_for(source: SourceConfig, raw: RawItem) -> frozenset[str]:
-    if source.categories == "auto" or source.category_from == "medium":
-        from aggregator.categories import category_for_medium
+def _files_by_medium(source: SourceConfig) -> bool:
+    return source.categories == "auto" or source.category_from == "medium"
 
-        return frozenset({category_for_medium(raw.medium or source.name)})
-    return frozenset(source.categories)
+
+def _categories_for(source: SourceConfig, raw: RawItem, media: dict[str, str]) -> frozenset[str]:
+    """The source's categories, or the item's medium's slug (recorded in `media`) for auto sources."""
+    if not _files_by_medium(source):
+        return frozenset(source.categories)
+    from aggregator.categories import category_for_medium
+
+    medium = (raw.medium or source.name).strip()
+    slug = category_for_medium(medium, media)
+    media.setdefault(slug, medium)
+    return frozenset({slug})
+
+
+def _new_titles(media: Mapping[str, str], taken: Mapping[str, str]) -> dict[str, str]:
+    from aggregator.categories import category_title
+
+    return {slug: category_title(medium) for slug, medium in media.items() if slug not in taken}
 
 
 def _build_items(candidates: Sequence[Candidate], source: SourceConfig, now: datetime) -> list[Item]:

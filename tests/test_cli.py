@@ -249,3 +249,17 @@ def test_clean_command_applies_the_default_rules_to_stdin() -> None:
                             text=True, timeout=60, env=env, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "<p>正文</p>"
+
+
+def test_check_tells_ops_about_a_retired_source_in_an_existing_store(tmp_path: Path, feed_server: FixtureServer) -> None:
+    feed_server.routes["/gone"] = Route(b"", status=410)
+    config = tmp_path / "feeds.toml"
+    config.write_text(f'[settings]\nallow_private_networks = true\n\n[categories.a]\ntitle = "A"\n\n[[sources]]\n'
+                      f'name = "gone"\nurl = "{feed_server.url("/gone")}"\ncategories = ["a"]\n')
+    assert "note" not in run_cli("check", "--config", str(config)).stdout
+    assert not (tmp_path / "store").exists(), "check must not create a store"
+    poll = run_cli("poll", "--config", str(config))
+    assert "retired" in poll.stdout
+    check = run_cli("check", "--config", str(config))
+    assert check.returncode == 0
+    assert "note: source 'gone':" in check.stdout and "410" in check.stdout

@@ -17,9 +17,14 @@ def _source(name: str, **changes: object) -> SourceConfig:
     )
 
 
-def _config(*sources: SourceConfig, categories: dict[str, CategoryConfig] = CATEGORIES,
-            settings: Settings | None = None) -> Config:
-    return Config(path=Path("feeds.toml"), settings=settings or Settings(), categories=categories, sources=sources)
+def _config(
+    *sources: SourceConfig,
+    categories: dict[str, CategoryConfig] = CATEGORIES,
+    settings: Settings | None = None,
+) -> Config:
+    return Config(
+        path=Path("feeds.toml"), settings=settings or Settings(), categories=categories, sources=sources
+    )
 
 
 def test_identical_configurations_differ_in_nothing() -> None:
@@ -42,7 +47,9 @@ def test_sources_added_removed_and_changed_are_named_with_the_changed_keys() -> 
     assert diff.removed_sources == ("gone",)
     assert diff.changed_sources == {"edited": ("interval", "enabled")}
     assert diff.describe() == [
-        "sources added: fresh", "sources removed: gone", "sources changed: edited (interval, enabled)",
+        "sources added: fresh",
+        "sources removed: gone",
+        "sources changed: edited (interval, enabled)",
     ]
 
 
@@ -53,17 +60,25 @@ def test_reordering_sources_changes_nothing() -> None:
 def test_categories_and_settings_changes_are_reported() -> None:
     old = _config(categories=CATEGORIES)
     new = _config(
-        categories={"nantongribao": CategoryConfig(title="南通日报"), "shanghai": CategoryConfig(title="上海")},
+        categories={
+            "nantongribao": CategoryConfig(title="南通日报"),
+            "shanghai": CategoryConfig(title="上海"),
+        },
         settings=Settings(interval=timedelta(minutes=5), max_items_per_feed=50),
     )
 
     diff = diff_configs(old, new)
 
     assert (diff.added_categories, diff.removed_categories, diff.changed_categories) == (
-        ("shanghai",), ("jiangsu",), ("nantongribao",))
+        ("shanghai",),
+        ("jiangsu",),
+        ("nantongribao",),
+    )
     assert diff.changed_settings == ("interval", "max_items_per_feed")
     assert diff.describe() == [
-        "categories added: shanghai", "categories removed: jiangsu", "categories changed: nantongribao",
+        "categories added: shanghai",
+        "categories removed: jiangsu",
+        "categories changed: nantongribao",
         "settings changed: interval, max_items_per_feed",
     ]
 
@@ -73,3 +88,12 @@ def test_a_changed_cleaning_rule_counts_as_a_source_change() -> None:
     new = _config(_source("a", clean={"remove": [".ad"]}))
 
     assert diff_configs(old, new).changed_sources == {"a": ("clean",)}
+
+
+def test_only_category_and_settings_changes_republish_every_feed() -> None:
+    base = _config(_source("a"))
+
+    assert not diff_configs(base, _config(_source("a", interval="5m"), _source("b"))).changes_feeds()
+    assert diff_configs(base, _config(_source("a"), categories={"nantongribao": CATEGORIES["nantongribao"]})
+                        ).changes_feeds()
+    assert diff_configs(base, _config(_source("a"), settings=Settings(max_items_per_feed=5))).changes_feeds()

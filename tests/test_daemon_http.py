@@ -59,7 +59,10 @@ def test_metrics_are_served_in_prometheus_text_format() -> None:
     metrics = Metrics()
     metrics.record_outcome(UpdateOutcome("nantong", "new", inserted=2), datetime.now(UTC))
 
-    with _served(create_metrics_app(metrics)) as url, urllib.request.urlopen(url + "metrics", timeout=5) as response:
+    with (
+        _served(create_metrics_app(metrics)) as url,
+        urllib.request.urlopen(url + "metrics", timeout=5) as response,
+    ):
         assert response.headers["Content-Type"].startswith("text/plain")
         assert 'aggregator_items_inserted_total{source="nantong"} 2.0' in response.read().decode()
 

@@ -6,13 +6,15 @@ import asyncio
 import gzip
 import itertools
 import socket
+import ssl
+import threading
 import time
 import tracemalloc
 import zlib
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
 import pytest
@@ -22,6 +24,7 @@ from aggregator.config import Settings, SourceConfig
 from aggregator.errors import BlockedAddressError, FetchError
 from aggregator.fetch import Fetcher, HttpFetcher
 from aggregator.models import Fetched, FetchResult, NotModified, SourceState
+from tests.conftest import DATA_DIR
 from tests.fixture_server import FixtureServer, Route
 
 NOW = datetime(2026, 11, 24, 6, 0, 0, tzinfo=UTC)
@@ -526,6 +529,94 @@ def test_connection_goes_to_the_vetted_address_without_a_second_lookup(
     assert fetched.body == FEED
     assert lookups == ["rebind.test"]
     assert request_headers(server)["Host"] == f"rebind.test:{server.port}"
+
+
+# -- HTTPS ----------------------------------------------------------------------------------------------
+
+CERT_PEM = DATA_DIR / "fetch" / "localhost-self-signed.cert.pem"
+KEY_PEM = DATA_DIR / "fetch" / "localhost-self-signed.key.pem"
+
+
+class TlsServer:
+    """A loopback HTTPS server answering FEED to every GET and recording the SNI names clients sent."""
+
+    def __init__(self) -> None:
+        self.server_names: list[str | None] = []
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(CERT_PEM, KEY_PEM)
+        context.sni_callback = lambda _socket, name, _context: self.server_names.append(name)
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(FEED)))
+                self.end_headers()
+                self.wfile.write(FEED)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        # a failed handshake raises in accept(), which socketserver drops quietly
+        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        self.port = int(self.httpd.server_address[1])
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def tls_server() -> Iterator[TlsServer]:
+    server = TlsServer()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def resolve_to_loopback(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    real_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host: str, port: int, *args: Any, **kwargs: Any) -> list[Any]:
+        return real_getaddrinfo("127.0.0.1" if host == name else host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+def test_https_checks_the_certificate_against_the_host_name_while_connecting_to_the_vetted_address(
+    tls_server: TlsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(CERT_PEM))
+    tls_server.server_names.clear()
+    fetched = fetch_fetched(make_settings(), f"https://localhost:{tls_server.port}/feed.xml")
+    assert fetched.body == FEED
+    assert tls_server.server_names == ["localhost"]
+
+
+def test_https_certificate_for_another_name_is_refused(
+    tls_server: TlsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(CERT_PEM))
+    resolve_to_loopback(monkeypatch, "elsewhere.test")
+    error = fetch_error(make_settings(), f"https://elsewhere.test:{tls_server.port}/feed.xml")
+    assert error.message == f"fetch: TLS handshake with elsewhere.test:{tls_server.port} failed"
+    assert "certificate verify failed" in str(error)
+
+
+def test_https_certificate_from_an_untrusted_issuer_is_refused(
+    tls_server: TlsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    error = fetch_error(make_settings(), f"https://localhost:{tls_server.port}/feed.xml")
+    assert error.message == f"fetch: TLS handshake with localhost:{tls_server.port} failed"
 
 
 # -- politeness -----------------------------------------------------------------------------------------

@@ -22,8 +22,12 @@ def _sample(metrics: Metrics, name: str, **labels: str) -> float | None:
 
 def test_polls_are_counted_by_source_and_outcome() -> None:
     metrics = Metrics()
-    for outcome in (UpdateOutcome("a", "new", inserted=2), UpdateOutcome("a", "new", inserted=1),
-                    UpdateOutcome("a", "error", error=_error()), UpdateOutcome("b", "not_modified")):
+    for outcome in (
+        UpdateOutcome("a", "new", inserted=2),
+        UpdateOutcome("a", "new", inserted=1),
+        UpdateOutcome("a", "error", error=_error()),
+        UpdateOutcome("b", "not_modified"),
+    ):
         metrics.record_outcome(outcome, FINISHED)
 
     assert _sample(metrics, "aggregator_polls_total", source="a", outcome="new") == 2
@@ -69,7 +73,10 @@ def test_last_success_timestamp_moves_on_success_only() -> None:
     metrics.record_outcome(UpdateOutcome("a", "unchanged"), FINISHED)
     metrics.record_outcome(UpdateOutcome("a", "error", error=_error()), FINISHED + timedelta(minutes=5))
 
-    assert _sample(metrics, "aggregator_source_last_success_timestamp_seconds", source="a") == FINISHED.timestamp()
+    assert (
+        _sample(metrics, "aggregator_source_last_success_timestamp_seconds", source="a")
+        == FINISHED.timestamp()
+    )
 
 
 def test_gauges_start_from_the_stored_states_after_a_restart() -> None:
@@ -79,7 +86,10 @@ def test_gauges_start_from_the_stored_states_after_a_restart() -> None:
     metrics.load_states(states, ["a", "never-polled"])
 
     assert _sample(metrics, "aggregator_source_consecutive_failures", source="a") == 4
-    assert _sample(metrics, "aggregator_source_last_success_timestamp_seconds", source="a") == FINISHED.timestamp()
+    assert (
+        _sample(metrics, "aggregator_source_last_success_timestamp_seconds", source="a")
+        == FINISHED.timestamp()
+    )
     assert _sample(metrics, "aggregator_source_consecutive_failures", source="never-polled") == 0
     assert _sample(metrics, "aggregator_source_last_success_timestamp_seconds", source="never-polled") is None
 
@@ -117,10 +127,18 @@ def test_exposition_parses_as_prometheus_text_format() -> None:
     metrics = Metrics()
     metrics.record_outcome(UpdateOutcome("南通日报", "new", inserted=1, fetch_seconds=0.1), FINISHED)
 
-    families = {family.name: family for family in text_string_to_metric_families(metrics.render_metrics().decode())}
+    families = {
+        family.name: family for family in text_string_to_metric_families(metrics.render_metrics().decode())
+    }
 
-    assert {"aggregator_polls", "aggregator_fetch_seconds", "aggregator_fetched_bytes",
-            "aggregator_items_inserted", "aggregator_items_updated", "aggregator_source_consecutive_failures",
-            "aggregator_source_last_success_timestamp_seconds"} <= set(families)
+    assert {
+        "aggregator_polls",
+        "aggregator_fetch_seconds",
+        "aggregator_fetched_bytes",
+        "aggregator_items_inserted",
+        "aggregator_items_updated",
+        "aggregator_source_consecutive_failures",
+        "aggregator_source_last_success_timestamp_seconds",
+    } <= set(families)
     assert families["aggregator_fetch_seconds"].type == "histogram"
     assert METRICS_CONTENT_TYPE.startswith("text/plain")

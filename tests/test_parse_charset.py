@@ -5,6 +5,8 @@ from __future__ import annotations
 import codecs
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from aggregator.parse.charset import CharsetError, charset_from_content_type, decode_document
 
@@ -95,8 +97,9 @@ def test_override_that_does_not_fit_falls_through_the_chain_with_a_warning() -> 
 
 @pytest.mark.parametrize(
     ("label", "why"),
-    [("bogus", "unknown"), ("utf-7", "refused"), ("base64", "not a text codec"), ("rot13", "not a text codec")],
-    ids=["unknown", "utf7_refused", "base64", "rot13"],
+    [("bogus", "unknown"), ("utf-7", "refused"), ("base64", "not a text codec"), ("rot13", "not a text codec"),
+     ("utf\x008", "nul in label")],
+    ids=["unknown", "utf7_refused", "base64", "rot13", "nul"],
 )
 def test_unusable_label_is_ignored_with_a_warning(label: str, why: str) -> None:
     decoded = decode_document("<rss>南通</rss>".encode(), f"text/xml; charset={label}", None)
@@ -136,3 +139,13 @@ def test_override_is_named_when_nothing_decodes() -> None:
 )
 def test_charset_parameter_is_read_without_quotes(content_type: str | None, charset: str | None) -> None:
     assert charset_from_content_type(content_type) == charset
+
+
+@given(label=st.text(max_size=40), content_type=st.text(max_size=60), body=st.binary(max_size=200))
+def test_any_label_or_body_decodes_or_raises_charset_error(label: str, content_type: str, body: bytes) -> None:
+    document = f'<?xml version="1.0" encoding="{label}"?>'.encode("utf-8", "surrogatepass") + body
+    try:
+        decoded = decode_document(document, content_type, label or None)
+    except CharsetError:
+        return
+    assert isinstance(decoded.text, str)

@@ -147,19 +147,19 @@ def test_valid_feed_without_items_is_an_empty_feed_not_an_error() -> None:
 
 def test_plain_text_bodies_are_escaped_into_html() -> None:
     body = (
-        '<feed xmlns="http://www.w3.org/2005/Atom"><title>t</title><entry><id>NW1</id><title>a</title>'
-        '<content type="text">1 &lt; 2 &amp; 3</content></entry></feed>'
-    ).encode()
+        b'<feed xmlns="http://www.w3.org/2005/Atom"><title>t</title><entry><id>NW1</id><title>a</title>'
+        b'<content type="text">1 &lt; 2 &amp; 3</content></entry></feed>'
+    )
     fetched, source = fetch(body)
     assert parse_feed(fetched, source, SHANGHAI).items[0].html == "1 &lt; 2 &amp; 3"
 
 
 def test_out_of_line_content_falls_back_to_the_summary() -> None:
     body = (
-        '<feed xmlns="http://www.w3.org/2005/Atom"><title>t</title><entry><id>NW1</id><title>a</title>'
-        '<summary type="html">&lt;p&gt;digest&lt;/p&gt;</summary>'
-        '<content type="video/mp4" src="https://v.example.cn/1.mp4"/></entry></feed>'
-    ).encode()
+        b'<feed xmlns="http://www.w3.org/2005/Atom"><title>t</title><entry><id>NW1</id><title>a</title>'
+        b'<summary type="html">&lt;p&gt;digest&lt;/p&gt;</summary>'
+        b'<content type="video/mp4" src="https://v.example.cn/1.mp4"/></entry></feed>'
+    )
     fetched, source = fetch(body)
     item = parse_feed(fetched, source, SHANGHAI).items[0]
     assert (item.html, item.summary) == ("<p>digest</p>", "")

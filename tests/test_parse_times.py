@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from aggregator.parse.times import to_utc
 
@@ -14,8 +16,9 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 11, 24, 6, 0, 0, tzinfo=UTC)
 
 
-def utc(*fields: int) -> datetime:
-    return datetime(*fields, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0,
+        microsecond: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, microsecond, tzinfo=UTC)
 
 
 CASES = [
@@ -110,3 +113,14 @@ def test_relative_forms_depend_only_on_the_now_passed_in() -> None:
     assert to_utc("5分钟前", SHANGHAI, other_now) == utc(2030, 5, 31, 23, 55)
     # 2030-06-01 00:00 UTC is 08:00 on 1 June in Shanghai, so "yesterday" is 31 May there
     assert to_utc("昨天 12:30", SHANGHAI, other_now) == utc(2030, 5, 31, 4, 30)
+
+
+@given(
+    value=st.one_of(
+        st.text(max_size=60),
+        st.text(alphabet="0123456789-/.:年月日时分秒前天小时刚昨今 TZ+GMTCSTMonJan,", max_size=40),
+    )
+)
+def test_any_string_gives_an_aware_utc_datetime_or_none(value: str) -> None:
+    found = to_utc(value, SHANGHAI, NOW)
+    assert found is None or found.tzinfo is UTC

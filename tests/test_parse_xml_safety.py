@@ -113,6 +113,16 @@ def test_external_dtd_and_entities_are_never_fetched(feed_server: FixtureServer)
     assert sum(feed_server.hits.values()) == 0
 
 
+def test_doctype_after_the_root_element_declares_nothing() -> None:
+    entity = "A" * 10_000
+    body = (
+        f'<rss version="2.0"><channel>\n<!DOCTYPE rss [\n<!ENTITY a "{entity}">\n]>\n'
+        f"<title>t</title><item><guid>NW1</guid><title>{'&a;' * 2_000}</title></item></channel></rss>"
+    ).encode()
+    parsed = parse_bytes(body)
+    assert output_chars(parsed) < len(body)
+
+
 def test_legitimate_doctype_feed_still_parses() -> None:
     body = (
         b'<?xml version="1.0" encoding="ISO-8859-1"?>\n'

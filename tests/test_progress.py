@@ -11,7 +11,9 @@ from aggregator.models import ErrorInfo, UpdateOutcome
 from aggregator.progress import Progress, describe_outcome
 from aggregator.status import display_width
 
-ERROR = ErrorInfo("FetchError", "fetch: HTTP 503 Service Unavailable", "fetch", datetime(2026, 11, 24, tzinfo=UTC))
+ERROR = ErrorInfo(
+    "FetchError", "fetch: HTTP 503 Service Unavailable", "fetch", datetime(2026, 11, 24, tzinfo=UTC)
+)
 
 
 class _Terminal(io.StringIO):
@@ -22,13 +24,21 @@ class _Terminal(io.StringIO):
 @pytest.mark.parametrize(
     ("outcome", "expected"),
     [
-        (UpdateOutcome("nantong", "new", inserted=3, updated=1, unchanged=5, duration_seconds=0.421),
-         "nantong: new (3 new, 1 updated, 5 unchanged) 0.42s"),
+        (
+            UpdateOutcome("nantong", "new", inserted=3, updated=1, unchanged=5, duration_seconds=0.421),
+            "nantong: new (3 new, 1 updated, 5 unchanged) 0.42s",
+        ),
         (UpdateOutcome("nantong", "not_modified", duration_seconds=0.05), "nantong: not modified 0.05s"),
-        (UpdateOutcome("nantong", "error", error=ERROR, duration_seconds=1.0),
-         "nantong: error: fetch: HTTP 503 Service Unavailable 1.00s"),
-        (UpdateOutcome("nantong", "retired", error=ErrorInfo("FetchError", "fetch: HTTP 410 Gone", "fetch", ERROR.at)),
-         "nantong: retired: fetch: HTTP 410 Gone 0.00s"),
+        (
+            UpdateOutcome("nantong", "error", error=ERROR, duration_seconds=1.0),
+            "nantong: error: fetch: HTTP 503 Service Unavailable 1.00s",
+        ),
+        (
+            UpdateOutcome(
+                "nantong", "retired", error=ErrorInfo("FetchError", "fetch: HTTP 410 Gone", "fetch", ERROR.at)
+            ),
+            "nantong: retired: fetch: HTTP 410 Gone 0.00s",
+        ),
     ],
     ids=["counts", "not-modified", "error-with-message", "retired-with-message"],
 )

@@ -60,7 +60,7 @@ def make_item(n: int, category: str = "nantongribao", **changes: object) -> Item
 
 def store(storage: Storage, items: list[Item], action: str = "insert") -> None:
     storage.apply_update(
-        [ItemChange(action, item, sorted(item.sources)[0], item.content_hash) for item in items],  # type: ignore[arg-type]
+        [ItemChange(action, item, min(item.sources), item.content_hash) for item in items],  # type: ignore[arg-type]
         None,
     )
 

@@ -10,13 +10,13 @@ from aggregator.publish.archive import plan_archive
 @pytest.mark.parametrize(
     ("total", "per_page", "current", "pages", "sealed"),
     [
-        (0, 5, range(0, 0), [], 0),
-        (3, 5, range(0, 3), [], 0),
-        (5, 5, range(0, 5), [], 0),
-        (6, 5, range(1, 6), [range(0, 1)], 0),
-        (10, 5, range(5, 10), [range(0, 5)], 0),
-        (11, 5, range(6, 11), [range(0, 5), range(5, 6)], 1),
-        (23, 5, range(18, 23), [range(0, 5), range(5, 10), range(10, 15), range(15, 18)], 3),
+        (0, 5, range(0), [], 0),
+        (3, 5, range(3), [], 0),
+        (5, 5, range(5), [], 0),
+        (6, 5, range(1, 6), [range(1)], 0),
+        (10, 5, range(5, 10), [range(5)], 0),
+        (11, 5, range(6, 11), [range(5), range(5, 6)], 1),
+        (23, 5, range(18, 23), [range(5), range(5, 10), range(10, 15), range(15, 18)], 3),
     ],
     ids=["empty", "fewer-than-a-page", "exactly-a-page", "one-archived", "one-full-open-page",
          "second-page-seals-the-first", "23-by-5"],
@@ -34,7 +34,7 @@ def test_positions_split_into_subscription_document_and_pages(
 
 def test_only_pages_with_a_newer_page_are_sealed() -> None:
     plan = plan_archive(23, 5)
-    assert [plan.is_sealed(page) for page in range(0, 6)] == [False, True, True, True, False, False]
+    assert [plan.is_sealed(page) for page in range(6)] == [False, True, True, True, False, False]
 
 
 def test_a_page_outside_the_archive_is_refused() -> None:

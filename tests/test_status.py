@@ -18,8 +18,11 @@ NEW_URL = "https://news.example.com/nantong.xml"
 
 
 def _config(*sources: SourceConfig) -> Config:
-    return Config(path=Path("feeds.toml"), categories={"nantongribao": CategoryConfig(title="南通日报新闻")},
-                  sources=sources)
+    return Config(
+        path=Path("feeds.toml"),
+        categories={"nantongribao": CategoryConfig(title="南通日报新闻")},
+        sources=sources,
+    )
 
 
 def _source(name: str = "nantong", url: str = URL, enabled: bool = True) -> SourceConfig:
@@ -30,8 +33,14 @@ def _error(message: str = "fetch: HTTP 503 Service Unavailable", stage: str = "f
     return ErrorInfo("FetchError", message, stage, NOW - timedelta(minutes=3))
 
 
-POLLED = SourceState("nantong", last_polled_at=NOW - timedelta(minutes=3), last_success_at=NOW - timedelta(minutes=3),
-                     next_poll_at=NOW + timedelta(minutes=12), last_status=200, config_url=URL)
+POLLED = SourceState(
+    "nantong",
+    last_polled_at=NOW - timedelta(minutes=3),
+    last_success_at=NOW - timedelta(minutes=3),
+    next_poll_at=NOW + timedelta(minutes=12),
+    last_status=200,
+    config_url=URL,
+)
 
 
 @pytest.mark.parametrize(
@@ -44,8 +53,14 @@ POLLED = SourceState("nantong", last_polled_at=NOW - timedelta(minutes=3), last_
         (_source(url=NEW_URL), POLLED.replace(retired_url=URL, last_status=410), "ok"),
         (_source(enabled=False), POLLED.replace(retired_url=URL), "disabled"),
     ],
-    ids=["never-polled-is-new", "polled-fine-is-ok", "failures-make-failing", "gone-url-is-retired",
-         "changed-url-revives-a-retired-source", "disabled-wins-over-everything"],
+    ids=[
+        "never-polled-is-new",
+        "polled-fine-is-ok",
+        "failures-make-failing",
+        "gone-url-is-retired",
+        "changed-url-revives-a-retired-source",
+        "disabled-wins-over-everything",
+    ],
 )
 def test_state_of_a_source(source: SourceConfig, state: SourceState | None, expected: SourceStatus) -> None:
     states = {} if state is None else {state.name: state}
@@ -60,7 +75,11 @@ def test_row_carries_last_error_with_its_stage_and_counts() -> None:
 
     [row] = status_rows(_config(_source()), {"nantong": state}, {"nantong": 42}, NOW)
 
-    assert (row.last_error, row.last_error_stage, row.last_error_at) == ("parse: not XML", "parse", NOW - timedelta(minutes=3))
+    assert (row.last_error, row.last_error_stage, row.last_error_at) == (
+        "parse: not XML",
+        "parse",
+        NOW - timedelta(minutes=3),
+    )
     assert (row.failures, row.items, row.last_http_status) == (3, 42, 200)
     assert row.last_success_at == NOW - timedelta(minutes=3)
     assert row.next_poll_at == NOW + timedelta(minutes=12)
@@ -95,7 +114,10 @@ def test_a_permanent_redirect_tells_ops_to_update_feeds_toml() -> None:
 
 @pytest.mark.parametrize(
     "state",
-    [POLLED.replace(moved_to=NEW_URL, config_url="https://old.example.com/feed"), POLLED.replace(moved_to=URL)],
+    [
+        POLLED.replace(moved_to=NEW_URL, config_url="https://old.example.com/feed"),
+        POLLED.replace(moved_to=URL),
+    ],
     ids=["redirect-of-an-older-config-url", "redirect-to-where-feeds-toml-already-points"],
 )
 def test_no_move_hint_when_it_does_not_apply_to_the_configured_url(state: SourceState) -> None:
@@ -106,15 +128,24 @@ def test_no_move_hint_when_it_does_not_apply_to_the_configured_url(state: Source
 
 def test_json_output_has_one_object_per_source_with_iso_times() -> None:
     state = POLLED.replace(failures=1, last_error=_error(), moved_to=NEW_URL)
-    rows = status_rows(_config(_source(), _source("南通日报", url=NEW_URL)), {"nantong": state}, {"nantong": 5}, NOW)
+    rows = status_rows(
+        _config(_source(), _source("南通日报", url=NEW_URL)), {"nantong": state}, {"nantong": 5}, NOW
+    )
 
     data = json.loads(format_status(rows, as_json=True))
 
     assert data[0] == {
-        "source": "nantong", "state": "failing", "url": URL,
-        "last_success_at": "2026-11-24T05:57:00+00:00", "last_polled_at": "2026-11-24T05:57:00+00:00",
-        "consecutive_failures": 1, "next_poll_at": "2026-11-24T06:12:00+00:00", "items": 5,
-        "last_http_status": 200, "last_error": "fetch: HTTP 503 Service Unavailable", "last_error_stage": "fetch",
+        "source": "nantong",
+        "state": "failing",
+        "url": URL,
+        "last_success_at": "2026-11-24T05:57:00+00:00",
+        "last_polled_at": "2026-11-24T05:57:00+00:00",
+        "consecutive_failures": 1,
+        "next_poll_at": "2026-11-24T06:12:00+00:00",
+        "items": 5,
+        "last_http_status": 200,
+        "last_error": "fetch: HTTP 503 Service Unavailable",
+        "last_error_stage": "fetch",
         "last_error_at": "2026-11-24T05:57:00+00:00",
         "hint": f"moved permanently: update feeds.toml url to {NEW_URL}",
     }
@@ -127,14 +158,30 @@ def test_table_shows_relative_times_and_hints_under_their_row() -> None:
     config = _config(_source(), _source("failing"), _source("fresh"))
     states = {
         "nantong": POLLED.replace(moved_to=NEW_URL),
-        "failing": POLLED.replace(name="failing", failures=2, last_error=_error(), next_poll_at=NOW - timedelta(seconds=5),
-                                  last_status=503),
+        "failing": POLLED.replace(
+            name="failing",
+            failures=2,
+            last_error=_error(),
+            next_poll_at=NOW - timedelta(seconds=5),
+            last_status=503,
+        ),
     }
 
     lines = format_status(status_rows(config, states, {"nantong": 12}, NOW), as_json=False).splitlines()
 
-    assert lines[0].split() == ["SOURCE", "STATE", "LAST", "SUCCESS", "FAILS", "NEXT", "POLL", "ITEMS", "HTTP",
-                                "LAST", "ERROR"]
+    assert lines[0].split() == [
+        "SOURCE",
+        "STATE",
+        "LAST",
+        "SUCCESS",
+        "FAILS",
+        "NEXT",
+        "POLL",
+        "ITEMS",
+        "HTTP",
+        "LAST",
+        "ERROR",
+    ]
     assert lines[1].split() == ["nantong", "ok", "3m", "ago", "0", "in", "12m", "12", "200", "-"]
     assert lines[2] == f"  hint: moved permanently: update feeds.toml url to {NEW_URL}"
     assert lines[3].split()[:8] == ["failing", "failing", "3m", "ago", "2", "due", "0", "503"]

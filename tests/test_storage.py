@@ -496,6 +496,7 @@ def test_postgresql_store_lives_in_the_schema_named_by_its_url(
                 (schema,),
             ).fetchall()
     assert [name for (name,) in tables] == [
+        "category_titles",
         "item_categories",
         "item_sources",
         "items",
@@ -526,3 +527,10 @@ def test_importing_storage_leaves_psycopg_unimported() -> None:
         [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+def test_category_titles_learnt_from_sources_keep_their_first_title(storage: Storage) -> None:
+    assert storage.category_titles() == {}
+    storage.add_category_titles({"nantongribao": "南通日报新闻"})
+    storage.add_category_titles({"nantongribao": "别的标题", "quanzhouwanbao": "泉州晚报新闻"})
+    assert storage.category_titles() == {"nantongribao": "南通日报新闻", "quanzhouwanbao": "泉州晚报新闻"}

@@ -54,7 +54,9 @@ def test_new_store_is_created_at_the_current_version(store_url: str) -> None:
     try:
         assert isinstance(store, SqlStorage)
         assert store.schema_version() == len(MIGRATIONS)
-        assert table_names(store) == {"schema_version", "sources", "items", "item_categories", "item_sources"}
+        assert table_names(store) == {
+            "schema_version", "sources", "items", "item_categories", "item_sources", "category_titles"
+        }
     finally:
         store.close()
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import feedparser
 import pytest
 
 from aggregator.config import Config, parse_config
 from aggregator.fetch import HttpFetcher
 from aggregator.models import UpdateOutcome
+from aggregator.publish import publish_categories
 from aggregator.storage import Storage, open_storage
 from aggregator.update import MOVED_AFTER_POLLS, Updater, select_due
 from tests.corpus_feeds import Post, read_post, rss
@@ -136,3 +139,42 @@ def test_permanent_redirect_is_followed_for_good_after_repeated_polls(
     assert state.moved_to == feed_server.url("/new")
     assert feed_server.hits["/old"] == MOVED_AFTER_POLLS
     assert feed_server.hits["/new"] == MOVED_AFTER_POLLS + 1
+
+
+def test_auto_source_files_items_under_their_media_and_keeps_colliding_media_apart(
+    feed_server: FixtureServer, storage: Storage, tmp_path: Path
+) -> None:
+    records = [
+        ("NW202201242257831752", "南通日报", "中天科技全面启动绿色低碳制造行动"),
+        ("NW202201242257831753", "金融界", "金融界的新闻"),
+        ("NW202201242257831754", "金融街", "金融街的新闻"),
+    ]
+    listing = {"records": [{"infoCode": code, "title": title, "showtime": "2022-01-24 00:48:09", "medianame": medium}
+                           for code, medium, title in records]}
+    feed_server.routes["/list"] = Route(json.dumps(listing, ensure_ascii=False).encode(),
+                                        content_type="application/json")
+    for code, _, title in records:
+        feed_server.routes[f"/detail/{code}"] = Route(
+            json.dumps({"text": f"<p>{title}正文</p>"}, ensure_ascii=False).encode(), content_type="application/json")
+    text = "\n".join([
+        "[settings]", "allow_private_networks = true", 'per_host_delay = "1ms"', "",
+        "[categories.nantongribao]", 'title = "南通日报新闻"', "",
+        "[[sources]]", 'name = "em"', 'kind = "json"', 'preset = "eastmoney"', 'categories = "auto"',
+        f'url = "{feed_server.url("/list")}"', f'detail_url = "{feed_server.url("/detail/{id}")}"', "",
+    ])
+    config = parse_config(text, tmp_path / "feeds.toml", {})
+    [outcome] = _poll(config, storage)
+    assert outcome.inserted == 3, outcome
+    categories = {code: storage.get_item(code).categories for code, _, _ in records}  # type: ignore[union-attr]
+    assert categories["NW202201242257831752"] == {"nantongribao"}
+    jinrongjie = categories["NW202201242257831753"] | categories["NW202201242257831754"]
+    assert len(jinrongjie) == 2 and "jinrongjie" in jinrongjie
+    titles = storage.category_titles()
+    assert "nantongribao" not in titles, "categories of feeds.toml keep their configured title"
+    assert sorted(titles.values()) == ["金融界新闻", "金融街新闻"]
+    item = storage.get_item("NW202201242257831752")
+    assert item is not None and item.html == "<p>中天科技全面启动绿色低碳制造行动正文</p>"
+    config = config.model_copy(update={"settings": config.settings.model_copy(update={"output_dir": tmp_path / "out"})})
+    publish_categories(storage, config, None)
+    jinrongjie_feed = feedparser.parse((tmp_path / "out" / "jinrongjie.atom").read_bytes())
+    assert jinrongjie_feed.feed.title in ("金融界新闻", "金融街新闻")

@@ -301,9 +301,13 @@ def _enforce_allowlist(body: etree._Element) -> None:
             unwrap.append(element)
             continue
         allowed = ALLOWED_ATTRIBUTES.get(tag, _NO_ATTRIBUTES)  # type: ignore[call-overload]
-        for name in element.attrib.keys():
-            if name not in allowed:
-                del element.attrib[name]
+        attributes = element.attrib
+        if any(name not in allowed for name in attributes.keys()):
+            # rebuilt rather than deleted one by one: lxml refuses to address names like '{"'
+            kept = [(name, value) for name, value in attributes.items() if name in allowed]
+            attributes.clear()
+            for name, value in kept:
+                attributes[name] = value
     for element in reversed(unwrap):
         _drop_tag(element)
 

@@ -25,16 +25,17 @@ import html
 import itertools
 import re
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 from aggregator import dedupe, identity
-from aggregator.categories import category_for_medium, medium_from_tag, slug_for_legacy
+from aggregator.categories import category_for_medium, media_by_slug, medium_from_tag, slug_for_legacy
 from aggregator.config import Config, SourceConfig
 from aggregator.models import Candidate, ItemChange, RawItem, StoredItem, UpdateOutcome
 from aggregator.storage import Storage
@@ -53,7 +54,6 @@ BATCH_SIZE = 500
 MAX_LISTED_SKIPS = 100
 
 _POST_SUFFIXES = (".md", ".markdown")
-_FILE_NAME = re.compile(r"^(?:\d{4}-\d{1,2}-\d{1,2})?-?(?P<slug>.+?)\.(?:md|markdown)$")
 _AUTOLINK_LINE = re.compile(r"^<(?P<url>[^<>\s]*)>$")
 _BACK_LINKS_LINE = re.compile(r"^\[返回[^\]]*\]\([^)]*\)(?:\s*[｜|]?\s*\[[^\]]*\]\([^)]*\))*$")
 _HTML_TAG = re.compile(r"<[A-Za-z!/]")
@@ -103,7 +103,7 @@ class ImportProgress(Protocol):
     def close(self) -> None: ...
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class ImportReport:
     """What an import did; `skipped` lists the first MAX_LISTED_SKIPS, `skipped_count` counts all."""
 
@@ -114,22 +114,25 @@ class ImportReport:
     linked: int = 0
     unchanged: int = 0
     skipped_count: int = 0
-    skipped: list[Skipped] = field(default_factory=list)
+    skipped: tuple[Skipped, ...] = ()
 
     def summary(self) -> str:
-        lines = [
+        lines = [(
             f"import-jekyll: {self.files} files, {self.articles} articles: {self.inserted} new, "
             f"{self.updated} updated, {self.linked} linked to stored items, {self.unchanged} unchanged, "
             f"{self.skipped_count} files skipped"
-        ]
+        )]
         lines += [f"  skipped {s.path}: {s.reason}" for s in self.skipped]
         if self.skipped_count > len(self.skipped):
             lines.append(f"  … and {self.skipped_count - len(self.skipped)} more skipped files")
         return "\n".join(lines)
 
 
-def read_legacy_post(path: Path, timezone: ZoneInfo = _BEIJING) -> LegacyPost | Skipped:
-    """One post file; Skipped for unreadable text or front matter, or no article id."""
+def read_legacy_post(path: Path, taken: Mapping[str, str] | None = None) -> LegacyPost | Skipped:
+    """One post file; Skipped for unreadable text or front matter, or no article id.
+
+    `taken` (slug → medium) keeps a medium out of a category another medium owns (categories.py).
+    """
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
@@ -140,7 +143,7 @@ def read_legacy_post(path: Path, timezone: ZoneInfo = _BEIJING) -> LegacyPost | 
     if isinstance(split, str):
         return Skipped(path, f"unreadable front matter: {split}")
     front, body = split
-    published = _read_date(front.get("date", ""), timezone)
+    published = _read_date(front.get("date", ""))
     if isinstance(published, str):
         return Skipped(path, f"unreadable front matter: {published}")
     body, source_link = _cut_tail(body)
@@ -154,7 +157,7 @@ def read_legacy_post(path: Path, timezone: ZoneInfo = _BEIJING) -> LegacyPost | 
     if legacy_category in LEGACY_CHANNELS or (medium is None and legacy_category):
         category, medium = slug_for_legacy(legacy_category), None
     elif medium is not None:
-        category = category_for_medium(medium)
+        category = category_for_medium(medium, taken)
     else:
         return Skipped(path, "unreadable front matter: no categories or tags")
     return LegacyPost(
@@ -164,18 +167,20 @@ def read_legacy_post(path: Path, timezone: ZoneInfo = _BEIJING) -> LegacyPost | 
     )
 
 
-def iter_legacy_posts(paths: Iterable[Path], timezone: ZoneInfo = _BEIJING) -> Iterator[LegacyPost | Skipped]:
+def iter_legacy_posts(
+    paths: Iterable[Path], taken: Mapping[str, str] | None = None
+) -> Iterator[LegacyPost | Skipped]:
     """Every post under `paths` (files or folders): Skipped files first, then posts in article_id order."""
     keyed: list[tuple[str, str]] = []
     for path in _post_files(paths):
-        post = read_legacy_post(path, timezone)
+        post = read_legacy_post(path, taken)
         if isinstance(post, Skipped):
             yield post
         else:
             keyed.append((post.article_id, str(path)))
     keyed.sort()
     for _, name in keyed:
-        yield read_legacy_post(Path(name), timezone)
+        yield read_legacy_post(Path(name), taken)
 
 
 def merge_legacy_posts(posts: Sequence[LegacyPost]) -> LegacyPost:
@@ -190,7 +195,7 @@ def merge_legacy_posts(posts: Sequence[LegacyPost]) -> LegacyPost:
     tags = tuple(dict.fromkeys(t for p in (best, *others) for t in p.tags))
     return LegacyPost(
         path=best.path, article_id=best.article_id,
-        title=best.title or next((p.title for p in others if p.title), ""),
+        title=best.title,
         published=best.published or next((p.published for p in others if p.published), None),
         categories=categories, medium=best.medium or next((p.medium for p in others if p.medium), None),
         tags=tags, html=best.html,
@@ -216,36 +221,50 @@ def import_legacy_posts(
     now: datetime | None = None,
     batch_size: int = BATCH_SIZE,
 ) -> ImportReport:
-    """Import every post under `paths`; the caller holds the store's writer lock."""
+    """Import every post under `paths`; the caller holds the store's writer lock.
+
+    The categories of feeds.toml titled `<medium>新闻` are taken by their medium: a legacy medium
+    with the same slug is filed apart (categories.category_for_medium).
+    """
     now = now or datetime.now(UTC)
     source = SourceConfig(name=IMPORT_SOURCE_NAME, url="http://finews.withounder.com/", categories="auto")
-    timezone = ZoneInfo(config.settings.timezone)
-    report = ImportReport()
-    merged: list[LegacyPost] = []
-    stream = iter_legacy_posts(paths, timezone)
+    counts: Counter[str] = Counter()
+    skipped: list[Skipped] = []
+    batch: list[LegacyPost] = []
+    taken = media_by_slug({slug: category.title for slug, category in config.categories.items()})
+    stream = iter_legacy_posts(paths, taken)
     try:
-        for article_id, group in itertools.groupby(stream, key=lambda p: p.article_id if isinstance(p, LegacyPost) else None):
+        for article_id, group in itertools.groupby(stream, key=_article_id_of):
             copies = list(group)
-            report.files += len(copies)
+            counts["files"] += len(copies)
             if article_id is None:
-                _note_skips(report, copies)
+                counts["skipped"] += len(copies)
+                skipped += [c for c in copies if isinstance(c, Skipped)][: MAX_LISTED_SKIPS - len(skipped)]
                 continue
-            merged.append(merge_legacy_posts([p for p in copies if isinstance(p, LegacyPost)]))
-            if len(merged) >= batch_size:
-                _write_batch(storage, source, merged, now, report, progress)
-                merged = []
-        if merged:
-            _write_batch(storage, source, merged, now, report, progress)
+            batch.append(merge_legacy_posts([c for c in copies if isinstance(c, LegacyPost)]))
+            if len(batch) >= batch_size:
+                counts += _write_batch(storage, source, batch, now, progress, counts["articles"])
+                batch = []
+        if batch:
+            counts += _write_batch(storage, source, batch, now, progress, counts["articles"])
     finally:
         if progress is not None:
             progress.close()
-    return report
+    return ImportReport(
+        files=counts["files"], articles=counts["articles"], inserted=counts["insert"], updated=counts["update"],
+        linked=counts["link"], unchanged=counts["unchanged"], skipped_count=counts["skipped"], skipped=tuple(skipped),
+    )
+
+
+def _article_id_of(post: LegacyPost | Skipped) -> str | None:
+    return post.article_id if isinstance(post, LegacyPost) else None
 
 
 def _write_batch(
-    storage: Storage, source: SourceConfig, posts: Sequence[LegacyPost], now: datetime, report: ImportReport,
-    progress: ImportProgress | None,
-) -> None:
+    storage: Storage, source: SourceConfig, posts: Sequence[LegacyPost], now: datetime,
+    progress: ImportProgress | None, articles_before: int,
+) -> Counter[str]:
+    """Clean, plan and store one batch of merged posts; counts of articles and of each action."""
     started = time.monotonic()
     candidates = []
     for post in posts:
@@ -262,27 +281,19 @@ def _write_batch(
     writes = [c for c in changes if c.action != "unchanged"]
     if writes:
         storage.apply_update(writes, None)
-    counts = {action: sum(c.action == action for c in changes) for action in ("insert", "update", "link")}
-    report.articles += len(posts)
-    report.inserted += counts["insert"]
-    report.updated += counts["update"]
-    report.linked += counts["link"]
-    report.unchanged += len(posts) - len(writes)
+    counts: Counter[str] = Counter(c.action for c in writes)
+    counts["articles"] = len(posts)
+    counts["unchanged"] = len(posts) - len(writes)
     if progress is not None:
-        status = "new" if counts["insert"] else "updated" if counts["update"] else "unchanged"
+        status: Literal["new", "updated", "unchanged"] = (
+            "new" if counts["insert"] else "updated" if counts["update"] or counts["link"] else "unchanged"
+        )
         progress.advance(UpdateOutcome(
-            f"{IMPORT_SOURCE_NAME} ({report.articles} articles)", status, inserted=counts["insert"],
-            updated=counts["update"], unchanged=len(posts) - len(writes), duration_seconds=time.monotonic() - started,
+            f"{IMPORT_SOURCE_NAME} ({articles_before + len(posts)} articles)", status, inserted=counts["insert"],
+            updated=counts["update"], unchanged=counts["unchanged"], duration_seconds=time.monotonic() - started,
             changed_categories=frozenset(cat for c in writes for cat in c.item.categories),
         ))
-
-
-def _note_skips(report: ImportReport, skips: Sequence[LegacyPost | Skipped]) -> None:
-    for skip in skips:
-        assert isinstance(skip, Skipped)
-        report.skipped_count += 1
-        if len(report.skipped) < MAX_LISTED_SKIPS:
-            report.skipped.append(skip)
+    return counts
 
 
 def _post_files(paths: Iterable[Path]) -> Iterator[Path]:
@@ -312,8 +323,12 @@ def _split_front_matter(text: str) -> tuple[dict[str, str], str] | str:
     return front, "\n".join(lines[end + 1 :])
 
 
-def _read_date(value: str, timezone: ZoneInfo) -> datetime | None | str:
-    """Aware UTC datetime, None for an empty date (`date:  +0800`), or why it is unreadable."""
+def _read_date(value: str) -> datetime | None | str:
+    """Aware UTC datetime, None for an empty date (`date:  +0800`), or why it is unreadable.
+
+    A date without offset is Beijing time whatever the importing machine's settings: the legacy
+    script ran for a Chinese site and wrote `+0800` once it wrote an offset at all.
+    """
     value = value.strip().strip("'\"")
     if not value or re.fullmatch(r"[+-]\d{4}", value):
         return None
@@ -322,7 +337,7 @@ def _read_date(value: str, timezone: ZoneInfo) -> datetime | None | str:
             parsed = datetime.strptime(value, form)
         except ValueError:
             continue
-        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone)).astimezone(UTC)
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=_BEIJING)).astimezone(UTC)
     return f"date {value!r} is not YYYY-MM-DD HH:MM:SS +ZZZZ"
 
 
@@ -357,8 +372,8 @@ def _article_id(source_link: str | None, file_name: str) -> str | None:
         found = identity.article_id(RawItem(url=source_link), IMPORT_SOURCE_NAME)
         if identity.normalise_info_code(found) == found:
             return found
-    match = _FILE_NAME.match(file_name)
-    return identity.normalise_info_code(match["slug"]) if match else None
+    # Jekyll names a post YYYY-MM-DD-<slug>; the legacy slug is the id, which holds no "-"
+    return identity.normalise_info_code(Path(file_name).stem.rsplit("-", 1)[-1])
 
 
 def _original_link(link: str | None) -> str | None:
@@ -376,5 +391,3 @@ def _unquote(value: str) -> str:
         return value[1:-1].replace("''", "'")
     return value
 
-
-_ = timedelta  # noqa: F841

@@ -167,7 +167,7 @@ def _codec_for(label: str) -> str | None:
     name = SUPERSET_CODECS.get(name, name)
     try:
         info = codecs.lookup(name)
-    except LookupError:
+    except (LookupError, ValueError):  # ValueError: a NUL in the label
         return None
     codec = SUPERSET_CODECS.get(info.name, info.name)
     # codecs such as base64 or zlib are registered too but are bytes-to-bytes transforms

@@ -20,13 +20,13 @@ import html
 import io
 from collections.abc import Mapping
 from datetime import datetime
-from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import feedparser
 
+from aggregator.clean.text import clean_text
 from aggregator.config import SourceConfig
 from aggregator.errors import ParseError
 from aggregator.models import Fetched, ParsedFeed, RawItem
@@ -39,8 +39,6 @@ _DECLARATION = '<?xml version="1.0" encoding="utf-8"?>'
 _RESPONSE_HEADERS = {"content-type": "application/xml; charset=utf-8"}
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 _TEXT_TYPE = "text/plain"
-#: elements whose text is not part of a title when markup is stripped
-_INVISIBLE_ELEMENTS = frozenset({"script", "style"})
 
 
 def parse_feed(fetched: Fetched, source: SourceConfig, tz: ZoneInfo) -> ParsedFeed:
@@ -145,33 +143,7 @@ def _text_of(node: Mapping[str, Any], key: str) -> str:
     value = node.get(key)
     if not isinstance(value, str):
         return ""
-    return " ".join(_strip_tags(value).split())
-
-
-def _strip_tags(markup: str) -> str:
-    collector = _TextCollector()
-    collector.feed(markup)
-    collector.close()
-    return "".join(collector.parts)
-
-
-class _TextCollector(HTMLParser):
-    """The character data of an HTML fragment, character references decoded. No business logic."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._hidden_depth = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self._hidden_depth += tag in _INVISIBLE_ELEMENTS
-
-    def handle_endtag(self, tag: str) -> None:
-        self._hidden_depth -= tag in _INVISIBLE_ELEMENTS and self._hidden_depth > 0
-
-    def handle_data(self, data: str) -> None:
-        if not self._hidden_depth:
-            self.parts.append(data)
+    return clean_text(value)
 
 
 def _time_of(
@@ -196,7 +168,13 @@ def _author_of(entry: Mapping[str, Any]) -> str | None:
 
 
 def _is_absolute_url(value: str | None) -> bool:
-    return value is not None and urlsplit(value).scheme in ("http", "https") and bool(urlsplit(value).netloc)
+    if value is None:
+        return False
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # "http://[::1" and other unparseable netlocs
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 def _tags_of(entry: Mapping[str, Any]) -> tuple[str, ...]:

@@ -58,7 +58,8 @@ def parse_html_list(fetched: Fetched, source: SourceConfig, tz: ZoneInfo) -> Par
         title = _title(element, link, source, fetched.url)
         published = _date(element, source, fetched, tz)
         items.append(RawItem(url=url, title=title, published=published))
-    page_title = _text(root.find(".//title")) if root.find(".//title") is not None else ""
+    title_element = root.find(".//title")
+    page_title = _text(title_element) if title_element is not None else ""
     return ParsedFeed(
         source_name=source.name, title=page_title or source.name, link=fetched.final_url,
         items=tuple(items), warnings=tuple(warnings),
@@ -172,7 +173,7 @@ def _date(element: lxml.html.HtmlElement, source: SourceConfig, fetched: Fetched
 
 def _base_url(root: lxml.html.HtmlElement, page_url: str) -> str:
     base = root.find(".//base[@href]")
-    return urljoin(page_url, base.get("href").strip()) if base is not None else page_url
+    return urljoin(page_url, (base.get("href") or "").strip()) if base is not None else page_url
 
 
 def _resolve(base_url: str, href: str | None) -> str | None:

@@ -70,7 +70,7 @@ _EPOCH_MILLIS_ABOVE = 10**11
 
 def parse_json_api(fetched: Fetched, source: SourceConfig, tz: ZoneInfo) -> ParsedFeed:
     """The records of one list document as RawItems, in the order the API gave them."""
-    document, warnings = _load_json(fetched, source)
+    document, warnings = load_json(fetched, source)
     records = _find_records(document, items_path_of(source), path_given=source.items_path is not None)
     if records is None:
         raise ParseError(source.name, fetched.url, f"parse: no list of records at {items_path_of(source)!r}")
@@ -86,12 +86,11 @@ def parse_json_api(fetched: Fetched, source: SourceConfig, tz: ZoneInfo) -> Pars
     )
 
 
-def load_json(fetched: Fetched, source: SourceConfig) -> object:
-    """The decoded JSON document (JSONP wrapper removed); ParseError for anything else (an HTML error page)."""
-    return _load_json(fetched, source)[0]
+def load_json(fetched: Fetched, source: SourceConfig) -> tuple[object, tuple[str, ...]]:
+    """The JSON document (JSONP wrapper removed) and charset warnings; ParseError for anything else.
 
-
-def _load_json(fetched: Fetched, source: SourceConfig) -> tuple[object, tuple[str, ...]]:
+    Anything else is typically an HTML error or login page answered with status 200.
+    """
     # RFC 8259 §8.1 says UTF-8, but the charset order of parse/charset.py (override, BOM, header,
     # UTF-8, GB18030) also reads the GBK some Chinese APIs send
     try:
@@ -125,7 +124,7 @@ def detail_url_for(source: SourceConfig, raw: RawItem) -> str | None:
 def read_detail_body(fetched: Fetched, source: SourceConfig) -> str | None:
     """The article HTML in a detail response, None when the field is absent or empty."""
     field = source.detail_field or (EASTMONEY_DETAIL_FIELD if source.preset == "eastmoney" else GENERIC_DETAIL_FIELD)
-    value = lookup(load_json(fetched, source), field)
+    value = lookup(load_json(fetched, source)[0], field)
     return value if isinstance(value, str) and value.strip() else None
 
 

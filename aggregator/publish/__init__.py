@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from aggregator.config import Config
+from aggregator.config import CategoryConfig, Config
 from aggregator.errors import PublishError
 from aggregator.models import Item
 from aggregator.publish.archive import ArchivePlan, plan_archive
@@ -64,6 +64,7 @@ def publish_categories(
     `ping` notifies the WebSub hub (default: aggregator.websub.ping_hub over HTTP); a failing
     hub is logged and retried on the next publish, never an error here.
     """
+    config = with_learnt_categories(config, storage.category_titles())
     output_dir = output_dir_of(config)
     stats = storage.category_stats()
     names = published_feed_names(config, stats)
@@ -72,7 +73,7 @@ def publish_categories(
     else:
         wanted = set(categories)
         for name in sorted(wanted - set(names)):
-            log.warning("publish: %s is not a publishable category id, skipped", name, extra={"category": name})
+            log.warning("publish: no feed for category %r (unknown or unpublishable id), skipped", name)
         targets = [name for name in names if name in wanted]
 
     changed: list[str] = []
@@ -97,6 +98,16 @@ def publish_categories(
         ]
         notify_hub(output_dir, hub, topics, ping or default_ping(config.settings))
     return changed
+
+
+def with_learnt_categories(config: Config, titles: Mapping[str, str]) -> Config:
+    """`config` with the categories learnt from sources (filed by medium) added under their titles;
+    a category of feeds.toml keeps its configured title."""
+    learnt = {name: CategoryConfig(title=title) for name, title in sorted(titles.items())
+               if name not in config.categories}
+    if not learnt:
+        return config
+    return config.model_copy(update={"categories": {**config.categories, **learnt}})
 
 
 def published_feed_names(config: Config, stats: Iterable[str]) -> list[str]:

@@ -10,7 +10,7 @@ query is passed to libpq, so a store can live in its own schema.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,7 +19,7 @@ from sqlalchemy.engine import URL, make_url
 
 from aggregator.errors import StorageError
 from aggregator.models import Item, ItemChange, SourceState, StoredItem
-from aggregator.storage import items, schema, sources
+from aggregator.storage import categories, items, schema, sources
 from aggregator.storage.errors import wrap_storage_errors
 from aggregator.storage.items import CategoryStats
 from aggregator.storage.lock import advisory_key, hold_advisory_lock, hold_file_lock
@@ -71,6 +71,14 @@ class Storage(Protocol):
     def category_stats(self) -> dict[str, CategoryStats]: ...
 
     def items_per_source(self) -> dict[str, int]: ...
+
+    def category_titles(self) -> dict[str, str]:
+        """Titles of categories learnt from sources (medium names), by category id."""
+        ...
+
+    def add_category_titles(self, titles: Mapping[str, str]) -> None:
+        """Remember titles of new categories; a category keeps the first title it got."""
+        ...
 
 
 def open_storage(url: str) -> Storage:
@@ -191,6 +199,16 @@ class SqlStorage:
     def items_per_source(self) -> dict[str, int]:
         with wrap_storage_errors("could not count items per source"), self._read() as connection:
             return items.count_items_per_source(connection)
+
+    def category_titles(self) -> dict[str, str]:
+        with wrap_storage_errors("could not read category titles"), self._read() as connection:
+            return categories.select_category_titles(connection)
+
+    def add_category_titles(self, titles: Mapping[str, str]) -> None:
+        if not titles:
+            return
+        with wrap_storage_errors("could not save category titles"), self._write() as connection:
+            categories.insert_category_titles(connection, titles)
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Connection]:

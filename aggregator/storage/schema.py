@@ -137,6 +137,16 @@ item_sources = Table(
 )
 
 
+#: titles of categories learnt from the sources (`categories = "auto"`: slug → "<medium>新闻");
+#: categories named in feeds.toml take their title from there
+category_titles = Table(
+    "category_titles",
+    metadata,
+    Column("category", String, primary_key=True),
+    Column("title", Text, nullable=False),
+)
+
+
 def newest_first_key() -> ColumnElement[datetime]:
     """The listing date: when the source says it was published, else when we first saw it.
 
@@ -153,10 +163,14 @@ def _create_version_1(connection: Connection) -> None:
     metadata.create_all(connection, tables=[sources, items, item_categories, item_sources])
 
 
+def _add_category_titles(connection: Connection) -> None:
+    metadata.create_all(connection, tables=[category_titles])
+
+
 Migration = Callable[[Connection], None]
 
 #: MIGRATIONS[i] takes the store from version i to version i + 1
-MIGRATIONS: tuple[Migration, ...] = (_create_version_1,)
+MIGRATIONS: tuple[Migration, ...] = (_create_version_1, _add_category_titles)
 
 
 def migrate(connection: Connection, migrations: Sequence[Migration] = MIGRATIONS) -> int:

@@ -1,0 +1,87 @@
+"""The daemon's publishing: changed categories collected from polls, written by one task, debounced.
+
+One task means one writer of feed files at any time; the debounce turns a burst of polls finishing
+together into one publish pass. Rendering and writing run in a thread so polls keep their timers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+
+from aggregator.config import Config
+from aggregator.errors import PublishError, StorageError
+from aggregator.publish import publish_categories
+from aggregator.storage import Storage
+
+log = logging.getLogger("aggregator.daemon")
+
+#: polls finishing within this long of each other are published in one pass
+PUBLISH_DEBOUNCE_SECONDS = 1.0
+PUBLISH_RETRY_SECONDS = 60.0
+
+
+class PublishQueue:
+    """Categories waiting to be republished; `run()` is the task that publishes them."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        config: Config,
+        stop_wanted: asyncio.Event,
+        *,
+        publish: Callable[[Storage, Config, Iterable[str] | None], list[str]] = publish_categories,
+    ) -> None:
+        self._storage = storage
+        self._publish = publish
+        #: replaced by the daemon on a config reload; the next pass uses the new one
+        self.config = config
+        #: set once the daemon stops: the debounce is cut short and `run()` ends after a last pass
+        self._stop_wanted = stop_wanted
+        self._pending: set[str] = set()
+        self._everything = False
+        self._wanted = asyncio.Event()
+        self._closing = False
+
+    def request(self, categories: Iterable[str] | None) -> None:
+        """Republish `categories` soon; None means every category (after a config change)."""
+        self._remember(categories)
+        self._wanted.set()
+
+    def close(self) -> None:
+        """Let `run()` publish what is pending and return."""
+        self._closing = True
+        self._wanted.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._wanted.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop_wanted.wait(), PUBLISH_DEBOUNCE_SECONDS)
+            self._wanted.clear()
+            await self._publish_pending()
+            if self._closing and not self._wanted.is_set():
+                return
+
+    def _remember(self, categories: Iterable[str] | None) -> None:
+        if categories is None:
+            self._everything = True
+        else:
+            self._pending.update(categories)
+
+    async def _publish_pending(self) -> None:
+        if not (self._everything or self._pending):
+            return
+        categories = None if self._everything else sorted(self._pending)
+        self._everything, self._pending = False, set()
+        try:
+            written = await asyncio.to_thread(self._publish, self._storage, self.config, categories)
+        except (PublishError, StorageError) as e:
+            log.error("%s; publishing again in %.0fs", e, PUBLISH_RETRY_SECONDS)  # e names its stage
+            self._remember(categories)
+            asyncio.get_running_loop().call_later(PUBLISH_RETRY_SECONDS, self._wanted.set)
+            return
+        if written:
+            log.info("publish: rewrote %s", ", ".join(written))

@@ -1,0 +1,526 @@
+"""`aggregator run` as ops run it: a real daemon subprocess polling the loopback fixture server.
+
+Intervals are 1–2 s so the schedule shows within seconds; every wait polls a condition with a
+deadline. The pure start-up decision (`resume_at`) has table tests at the end.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from aggregator.daemon import resume_at
+from aggregator.models import SourceState
+from aggregator.schedule import spread_offset
+from aggregator.storage import open_storage
+from tests.conftest import REPO_ROOT
+from tests.fixture_server import FixtureServer, Route
+
+pytestmark = pytest.mark.slow
+
+#: generous bounds for a loaded CI machine; each wait ends as soon as its condition holds
+START_SECONDS = 15.0
+WAIT_SECONDS = 12.0
+
+SETTINGS = """\
+[settings]
+allow_private_networks = true
+per_host_delay = "0.05s"
+timeout = "5s"
+"""
+CATEGORIES = """\
+[categories.news]
+title = "News"
+"""
+
+
+def _rss(channel: str, count: int = 3) -> bytes:
+    items = "".join(
+        f"<item><title>{channel} story {i}</title><link>https://news.example.com/{channel}/{i}.html</link>"
+        f"<guid>{channel}-{i}</guid><description>&lt;p&gt;{channel} body {i}&lt;/p&gt;</description></item>"
+        for i in range(count)
+    )
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>{channel}</title>'
+        f"<link>https://news.example.com/</link>{items}</channel></rss>"
+    ).encode()
+
+
+def _source(name: str, url: str, interval: str = "1s") -> str:
+    return f'[[sources]]\nname = "{name}"\nurl = "{url}"\ncategories = ["news"]\ninterval = "{interval}"\n\n'
+
+
+def _write_config(path: Path, *sources: str, settings: str = SETTINGS, categories: str = CATEGORIES) -> None:
+    """Write feeds.toml the way editors that save atomically do: a temp file renamed over it."""
+    temp = path.with_name(path.name + ".new")
+    temp.write_text(settings + "\n" + categories + "\n" + "".join(sources), encoding="utf-8")
+    temp.replace(path)
+
+
+def _wait_until(
+    condition: Callable[[], bool], timeout: float = WAIT_SECONDS, what: str = "condition"
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def _aggregator(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "aggregator", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+class DaemonProcess:
+    """`python -m aggregator -v run` with its log lines collected as they come."""
+
+    def __init__(self, config: Path) -> None:
+        self.config = config
+        self.lines: list[str] = []
+        self._lock = threading.Lock()
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "aggregator",
+                "-v",
+                "run",
+                "--config",
+                str(config),
+                "--listen",
+                "127.0.0.1:0",
+            ],
+            cwd=REPO_ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        started = self.wait_for_log(r"daemon: started: .* listening on (http://\S+)", START_SECONDS)
+        self.url = started.group(1)
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            with self._lock:
+                self.lines.append(line.rstrip("\n"))
+
+    @property
+    def log(self) -> str:
+        with self._lock:
+            return "\n".join(self.lines)
+
+    def wait_for_log(self, pattern: str, timeout: float = WAIT_SECONDS) -> re.Match[str]:
+        found: list[re.Match[str]] = []
+
+        def logged() -> bool:
+            match = re.search(pattern, self.log)
+            if match:
+                found.append(match)
+            elif self.process.poll() is not None:
+                raise AssertionError(f"daemon exited with {self.process.returncode}:\n{self.log}")
+            return match is not None
+
+        _wait_until(logged, timeout, f"log line /{pattern}/ in:\n{self.log}")
+        return found[0]
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(self.url + path.lstrip("/"), timeout=5) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def stop(self) -> int:
+        """SIGTERM (unless it already exited) and the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=15)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self._reader.join(timeout=5)
+        assert self.process.stderr is not None
+        self.process.stderr.close()
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+@pytest.fixture
+def start_daemon(workdir: Path) -> Iterator[Callable[[], DaemonProcess]]:
+    started: list[DaemonProcess] = []
+
+    def start() -> DaemonProcess:
+        daemon = DaemonProcess(workdir / "feeds.toml")
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.close()
+
+
+def _read(path: Path) -> str:
+    """The file's text, or "" while it does not exist yet."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return ""
+
+
+def _request_times(server: FixtureServer, path: str) -> list[float]:
+    return [started for request_path, _, _, started in list(server.requests) if request_path == path]
+
+
+def _gaps(times: list[float]) -> list[float]:
+    return [later - earlier for earlier, later in itertools.pairwise(times)]
+
+
+def test_sources_are_polled_on_their_own_intervals_and_served_with_healthz_and_metrics(
+    feed_server: FixtureServer, workdir: Path, start_daemon: Callable[[], DaemonProcess]
+) -> None:
+    feed_server.routes["/fast.xml"] = Route(body=_rss("fast"), etag='"fast-1"')
+    feed_server.routes["/slow.xml"] = Route(body=_rss("slow"))
+    feed_server.routes["/down.xml"] = Route(body=b"down", status=500)
+    _write_config(
+        workdir / "feeds.toml",
+        _source("fast", feed_server.url("/fast.xml"), "1s"),
+        _source("slow", feed_server.url("/slow.xml"), "2s"),
+        _source("down", feed_server.url("/down.xml"), "1s"),
+    )
+
+    daemon = start_daemon()
+    assert daemon.get("/healthz") == (200, b"ok\n")
+    _wait_until(
+        lambda: feed_server.hits["/fast.xml"] >= 4 and feed_server.hits["/slow.xml"] >= 2,
+        what="four polls of the 1 s source and two of the 2 s source",
+    )
+
+    fast_gaps = _gaps(_request_times(feed_server, "/fast.xml"))
+    slow_gaps = _gaps(_request_times(feed_server, "/slow.xml"))
+    assert all(0.8 < gap < 1.8 for gap in fast_gaps), fast_gaps
+    assert all(1.8 < gap < 2.8 for gap in slow_gaps), slow_gaps
+    # the 1 s source answered with an ETag: later polls are conditional and get 304s
+    assert "update: source=fast outcome=not_modified" in daemon.log
+    # the failing source backs off (1 s, 2 s, 4 s ±20 %) instead of being polled every second
+    down_gaps = _gaps(_request_times(feed_server, "/down.xml"))
+    assert feed_server.hits["/down.xml"] < feed_server.hits["/fast.xml"]
+    assert all(later > earlier * 1.2 for earlier, later in itertools.pairwise(down_gaps)), down_gaps
+
+    status, atom = daemon.get("/feeds/news.atom")
+    assert status == 200 and b"fast story 2" in atom and b"slow story 2" in atom
+    status, body = daemon.get("/metrics")
+    metrics = body.decode()
+    assert status == 200
+    assert re.search(r'aggregator_polls_total\{outcome="not_modified",source="fast"\} [2-9]\.0', metrics), (
+        metrics
+    )
+    assert re.search(r'aggregator_items_inserted_total\{source="slow"\} 3\.0', metrics)
+    assert re.search(r'aggregator_fetched_bytes_total\{source="slow"\} [1-9]\d+\.0', metrics)
+    assert re.search(r'aggregator_source_consecutive_failures\{source="down"\} [1-9]', metrics)
+    assert re.search(
+        r'aggregator_source_last_success_timestamp_seconds\{source="fast"\} 1\.\d+e\+09', metrics
+    )
+    assert re.search(r"aggregator_fetch_seconds_count [1-9]", metrics)
+    assert daemon.stop() == 0
+
+
+def test_a_source_added_to_feeds_toml_is_polled_without_a_restart(
+    feed_server: FixtureServer, workdir: Path, start_daemon: Callable[[], DaemonProcess]
+) -> None:
+    feed_server.routes["/a.xml"] = Route(body=_rss("a"))
+    feed_server.routes["/added.xml"] = Route(body=_rss("added"))
+    config = workdir / "feeds.toml"
+    _write_config(config, _source("a", feed_server.url("/a.xml")))
+    daemon = start_daemon()
+    _wait_until(lambda: feed_server.hits["/a.xml"] >= 1, what="the first poll")
+    pid = daemon.process.pid
+
+    _write_config(
+        config, _source("a", feed_server.url("/a.xml")), _source("added", feed_server.url("/added.xml"))
+    )
+
+    daemon.wait_for_log(r"config: .*feeds\.toml reloaded \(file changed\): sources added: added")
+    _wait_until(lambda: feed_server.hits["/added.xml"] >= 1, what="a poll of the added source")
+    daemon.wait_for_log(r"publish: rewrote .*news")
+    _wait_until(
+        lambda: "added story 0" in _read(workdir / "store/feeds/news.atom"),
+        what="the added source's items in news.atom",
+    )
+    assert daemon.process.pid == pid and daemon.process.poll() is None
+    assert daemon.stop() == 0
+
+
+def test_a_broken_edit_is_rejected_with_checks_messages_and_the_old_config_keeps_working(
+    feed_server: FixtureServer, workdir: Path, start_daemon: Callable[[], DaemonProcess]
+) -> None:
+    feed_server.routes["/a.xml"] = Route(body=_rss("a"))
+    feed_server.routes["/b.xml"] = Route(body=_rss("b"))
+    config = workdir / "feeds.toml"
+    _write_config(config, _source("a", feed_server.url("/a.xml")))
+    daemon = start_daemon()
+    _wait_until(lambda: feed_server.hits["/a.xml"] >= 1, what="the first poll")
+
+    _write_config(config, _source("a", feed_server.url("/a.xml")), _source("b", "ftp://nowhere", "soon"))
+    daemon.wait_for_log(r"config: rejected the edit of .*feeds\.toml \(file changed\)")
+    check = _aggregator("check", "--config", str(config))
+    assert check.returncode == 2
+    problems = check.stderr.strip().splitlines()
+    assert len(problems) >= 2  # the bad url and the bad interval
+    for problem in problems:
+        daemon.wait_for_log(re.escape(f"config: {problem}"))
+
+    polls_at_rejection = feed_server.hits["/a.xml"]
+    _wait_until(lambda: feed_server.hits["/a.xml"] > polls_at_rejection, what="a poll on the old config")
+    assert feed_server.hits["/b.xml"] == 0
+
+    _write_config(config, _source("a", feed_server.url("/a.xml")), _source("b", feed_server.url("/b.xml")))
+    _wait_until(lambda: feed_server.hits["/b.xml"] >= 1, what="the fixed edit to apply")
+    assert daemon.stop() == 0
+
+
+def test_sighup_reloads_even_when_the_file_looks_unchanged(
+    feed_server: FixtureServer, workdir: Path, start_daemon: Callable[[], DaemonProcess]
+) -> None:
+    feed_server.routes["/a.xml"] = Route(body=_rss("a"))
+    config = workdir / "feeds.toml"
+    _write_config(config, _source("a", feed_server.url("/a.xml")))
+    daemon = start_daemon()
+    before = config.stat()
+
+    # same size, same inode, mtime put back: only the signal can tell the daemon
+    config.write_text(config.read_text(encoding="utf-8").replace('"News"', '"Nows"'), encoding="utf-8")
+    os.utime(config, ns=(before.st_atime_ns, before.st_mtime_ns))
+    daemon.process.send_signal(signal.SIGHUP)
+
+    daemon.wait_for_log(r"config: .*feeds\.toml reloaded \(SIGHUP\): categories changed: news")
+    _wait_until(
+        lambda: "Nows" in _read(workdir / "store/feeds/news.atom"),
+        what="news.atom republished with the new title",
+    )
+    assert daemon.stop() == 0
+
+
+def test_sigterm_lets_the_in_flight_poll_finish_and_exits_zero_with_no_temp_files(
+    feed_server: FixtureServer, workdir: Path, start_daemon: Callable[[], DaemonProcess]
+) -> None:
+    feed_server.routes["/slow.xml"] = Route(body=_rss("slow"), delay_seconds=1.0)
+    _write_config(workdir / "feeds.toml", _source("slow", feed_server.url("/slow.xml")))
+    daemon = start_daemon()
+    _wait_until(lambda: feed_server.hits["/slow.xml"] >= 1, what="a poll in flight")
+
+    started = time.monotonic()
+    daemon.process.send_signal(signal.SIGTERM)
+    assert daemon.stop() == 0
+    assert time.monotonic() - started < 6
+
+    log = daemon.log
+    assert (
+        log.index("daemon: SIGTERM: stopping")
+        < log.index("update: source=slow outcome=new")
+        < log.index("daemon: stopped")
+    )
+    assert "slow story 2" in _read(workdir / "store/feeds/news.atom")
+    leftovers = [
+        path
+        for path in workdir.rglob("*")
+        if path.name.endswith((".tmp", "-journal", ".new")) or path.name.startswith(".news")
+    ]
+    assert leftovers == []
+    assert feed_server.hits["/slow.xml"] == 1
+
+
+def test_retry_after_on_429_delays_the_next_request_to_that_host(
+    feed_server: FixtureServer, workdir: Path, start_daemon: Callable[[], DaemonProcess]
+) -> None:
+    # two sources on one host ("localhost"), a third on another ("127.0.0.1") of the same server
+    feed_server.routes["/limited.xml"] = Route(body=b"slow down", status=429, headers={"Retry-After": "2"})
+    feed_server.routes["/neighbour.xml"] = Route(body=_rss("neighbour"))
+    feed_server.routes["/elsewhere.xml"] = Route(body=_rss("elsewhere"))
+    _write_config(
+        workdir / "feeds.toml",
+        _source("limited", feed_server.url("/limited.xml", host="localhost")),
+        _source("neighbour", feed_server.url("/neighbour.xml", host="localhost")),
+        _source("elsewhere", feed_server.url("/elsewhere.xml")),
+    )
+    daemon = start_daemon()
+    _wait_until(lambda: feed_server.hits["/limited.xml"] >= 2, what="the request after the Retry-After")
+
+    host = f"localhost:{feed_server.port}"
+    requests = [
+        (path, started)
+        for path, request_host, _, started in list(feed_server.requests)
+        if request_host == host
+    ]
+    first_429 = next(started for path, started in requests if path == "/limited.xml")
+    after = [started - first_429 for path, started in requests if started > first_429]
+    assert after, "no request to the host after the 429"
+    assert min(after) >= 2.0 - 0.1, after  # the whole host waited, the neighbour source too
+    elsewhere = [t for t in _request_times(feed_server, "/elsewhere.xml") if first_429 < t < first_429 + 1.9]
+    assert elsewhere, "another host must not wait for this host's Retry-After"
+    assert daemon.stop() == 0
+
+
+def test_per_host_concurrency_never_exceeds_the_limit(
+    feed_server: FixtureServer, workdir: Path, start_daemon: Callable[[], DaemonProcess]
+) -> None:
+    sources = []
+    for index in range(4):
+        feed_server.routes[f"/s{index}.xml"] = Route(body=_rss(f"s{index}"), delay_seconds=0.3)
+        sources.append(_source(f"s{index}", feed_server.url(f"/s{index}.xml")))
+    for index in range(2):
+        feed_server.routes[f"/l{index}.xml"] = Route(body=_rss(f"l{index}"), delay_seconds=0.3)
+        sources.append(_source(f"l{index}", feed_server.url(f"/l{index}.xml", host="localhost")))
+    _write_config(workdir / "feeds.toml", *sources)
+    daemon = start_daemon()
+
+    # the first round is the crowded one: every source is due within its first second
+    _wait_until(
+        lambda: (
+            all(feed_server.hits[f"/s{i}.xml"] >= 1 for i in range(4))
+            and all(feed_server.hits[f"/l{i}.xml"] >= 1 for i in range(2))
+        ),
+        what="a poll of every source",
+    )
+
+    assert feed_server.max_concurrent_by_host[f"127.0.0.1:{feed_server.port}"] == 1
+    assert feed_server.max_concurrent_by_host[f"localhost:{feed_server.port}"] == 1
+    assert daemon.stop() == 0
+
+
+def test_a_restart_resumes_from_the_stored_next_poll_times(
+    feed_server: FixtureServer, workdir: Path, start_daemon: Callable[[], DaemonProcess]
+) -> None:
+    feed_server.routes["/polled.xml"] = Route(body=_rss("polled"))
+    feed_server.routes["/fresh.xml"] = Route(body=_rss("fresh"))
+    polled_url = feed_server.url("/polled.xml")
+    _write_config(
+        workdir / "feeds.toml",
+        _source("polled", polled_url, "1s"),
+        _source("fresh", feed_server.url("/fresh.xml"), "1s"),
+    )
+    # what an earlier run left behind: polled a moment ago, and the server asked for a minute's rest
+    storage = open_storage(str(workdir / "store" / "aggregator.db"))
+    now = datetime.now(UTC)
+    storage.save_source_state(
+        SourceState(
+            "polled",
+            config_url=polled_url,
+            last_polled_at=now,
+            last_success_at=now,
+            next_poll_at=now + timedelta(minutes=1),
+        )
+    )
+    storage.close()
+
+    daemon = start_daemon()
+    _wait_until(lambda: feed_server.hits["/fresh.xml"] >= 2, what="two polls of the never-polled source")
+
+    assert feed_server.hits["/polled.xml"] == 0
+    assert daemon.stop() == 0
+
+
+def test_a_cron_poll_on_the_same_store_refuses_while_the_daemon_writes(
+    feed_server: FixtureServer, workdir: Path, start_daemon: Callable[[], DaemonProcess]
+) -> None:
+    feed_server.routes["/a.xml"] = Route(body=_rss("a"))
+    _write_config(workdir / "feeds.toml", _source("a", feed_server.url("/a.xml"), "1h"))
+    daemon = start_daemon()
+
+    poll = _aggregator("poll", "--all", "--lock-timeout", "0.5", "--config", str(workdir / "feeds.toml"))
+
+    assert poll.returncode == 3
+    assert f"another aggregator process (pid {daemon.process.pid}) is writing" in poll.stderr
+    assert daemon.stop() == 0
+
+
+def test_kill_9_then_restart_keeps_every_item_once_and_status_reports_the_sources(
+    feed_server: FixtureServer, workdir: Path, start_daemon: Callable[[], DaemonProcess]
+) -> None:
+    feed_server.routes["/a.xml"] = Route(body=_rss("a", count=4))
+    feed_server.routes["/gone.xml"] = Route(body=b"gone", status=410)
+    config = workdir / "feeds.toml"
+    _write_config(
+        config, _source("a", feed_server.url("/a.xml")), _source("gone", feed_server.url("/gone.xml"))
+    )
+    first = start_daemon()
+    first.wait_for_log(r"publish: rewrote .*news")
+    first.wait_for_log(r"source=gone is gone \(HTTP 410\)")
+
+    first.process.kill()
+    assert first.process.wait(timeout=10) == -signal.SIGKILL
+    polls_before_restart = feed_server.hits["/a.xml"]
+    second = start_daemon()  # the writer lock died with the killed process
+    _wait_until(lambda: feed_server.hits["/a.xml"] > polls_before_restart, what="a poll after the restart")
+
+    storage = open_storage(str(workdir / "store" / "aggregator.db"))
+    try:
+        assert storage.count_items("news") == 4
+    finally:
+        storage.close()
+    status = _aggregator("status", "--json", "--config", str(config))
+    rows = {row["source"]: row for row in json.loads(status.stdout)}
+    assert (rows["a"]["state"], rows["a"]["items"], rows["a"]["last_http_status"]) == ("ok", 4, 200)
+    assert rows["gone"]["state"] == "retired"
+    assert feed_server.hits["/gone.xml"] == 1  # retired: not polled again, not even after the restart
+    assert second.stop() == 0
+
+
+NOW = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
+MINUTE = timedelta(minutes=1)
+
+
+@pytest.mark.parametrize(
+    ("stored", "expected"),
+    [
+        (NOW + 7 * MINUTE, NOW + 7 * MINUTE),
+        (NOW + 30 * 24 * 60 * MINUTE, NOW + 12 * 60 * MINUTE),
+        (NOW - 3 * MINUTE, NOW + spread_offset("nantong", 15 * MINUTE)),
+        (None, NOW + spread_offset("nantong", 15 * MINUTE)),
+    ],
+    ids=[
+        "stored-time-ahead-is-kept",
+        "absurd-stored-time-is-capped",
+        "overdue-is-spread-not-immediate",
+        "never-polled-is-spread",
+    ],
+)
+def test_resume_at(stored: datetime | None, expected: datetime) -> None:
+    assert resume_at("nantong", stored, 15 * MINUTE, 12 * 60 * MINUTE, NOW) == expected
+
+
+def test_overdue_sources_do_not_all_resume_at_once() -> None:
+    names = [f"source-{index}" for index in range(50)]
+
+    starts = {resume_at(name, NOW - MINUTE, 15 * MINUTE, 12 * 60 * MINUTE, NOW) for name in names}
+
+    assert len(starts) == 50
+    assert max(starts) - min(starts) > 3 * MINUTE
+    assert all(NOW <= start < NOW + 5 * MINUTE for start in starts)

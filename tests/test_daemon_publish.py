@@ -1,0 +1,144 @@
+"""The daemon's publish queue: debounced passes from one task, a last pass at shutdown, retry after failure."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Coroutine, Iterable
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from aggregator import daemon_publish
+from aggregator.config import Config
+from aggregator.daemon_publish import PublishQueue
+from aggregator.errors import PublishError
+from aggregator.storage import Storage
+
+CONFIG = Config(path=Path("feeds.toml"))
+#: the recorder below never touches storage; the queue only hands it on
+STORAGE = cast(Storage, object())
+
+
+class _Recorder:
+    """Stands in for publish_categories; records each pass and how many ran at once."""
+
+    def __init__(self, fail_first: bool = False) -> None:
+        self.passes: list[list[str] | None] = []
+        self.max_running = 0
+        self._running = 0
+        self._lock = threading.Lock()
+        self._fail_next = fail_first
+
+    def __call__(self, storage: Storage, config: Config, categories: Iterable[str] | None) -> list[str]:
+        with self._lock:
+            self._running += 1
+            self.max_running = max(self.max_running, self._running)
+        try:
+            time.sleep(0.05)
+            if self._fail_next:
+                self._fail_next = False
+                raise PublishError("news", "publish: disk full")
+            self.passes.append(None if categories is None else list(categories))
+            return list(categories or [])
+        finally:
+            with self._lock:
+                self._running -= 1
+
+
+@pytest.fixture(autouse=True)
+def short_debounce(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(daemon_publish, "PUBLISH_DEBOUNCE_SECONDS", 0.2)
+
+
+def _run(scenario: Coroutine[Any, Any, None]) -> None:
+    asyncio.run(asyncio.wait_for(scenario, timeout=10))
+
+
+def test_requests_within_the_debounce_become_one_pass() -> None:
+    recorder = _Recorder()
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        queue = PublishQueue(STORAGE, CONFIG, stop, publish=recorder)
+        task = asyncio.create_task(queue.run())
+        queue.request(["nantongribao"])
+        await asyncio.sleep(0.05)
+        queue.request(["emnews", "nantongribao"])
+        await asyncio.sleep(0.5)
+        queue.close()
+        await task
+
+    _run(scenario())
+    assert recorder.passes == [["emnews", "nantongribao"]]
+
+
+def test_a_request_for_everything_publishes_every_category() -> None:
+    recorder = _Recorder()
+
+    async def scenario() -> None:
+        queue = PublishQueue(STORAGE, CONFIG, asyncio.Event(), publish=recorder)
+        task = asyncio.create_task(queue.run())
+        queue.request(["emnews"])
+        queue.request(None)
+        queue.close()
+        await task
+
+    _run(scenario())
+    assert recorder.passes == [None]
+
+
+def test_passes_never_overlap() -> None:
+    recorder = _Recorder()
+
+    async def scenario() -> None:
+        queue = PublishQueue(STORAGE, CONFIG, asyncio.Event(), publish=recorder)
+        task = asyncio.create_task(queue.run())
+        for index in range(6):
+            queue.request([f"c{index}"])
+            await asyncio.sleep(0.12)
+        queue.close()
+        await task
+
+    _run(scenario())
+    assert recorder.max_running == 1
+    assert sorted(c for p in recorder.passes for c in p or []) == [f"c{i}" for i in range(6)]
+
+
+def test_a_stop_cuts_the_debounce_short_and_close_publishes_what_is_pending() -> None:
+    recorder = _Recorder()
+    took: list[float] = []
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        queue = PublishQueue(STORAGE, CONFIG, stop, publish=recorder)
+        task = asyncio.create_task(queue.run())
+        started = time.monotonic()
+        stop.set()
+        queue.request(["news"])
+        queue.close()
+        await task
+        took.append(time.monotonic() - started)
+
+    _run(scenario())
+    assert recorder.passes == [["news"]]
+    assert took[0] < 0.15  # no 0.2 s debounce wait
+
+
+def test_categories_of_a_failed_pass_stay_pending(caplog: pytest.LogCaptureFixture) -> None:
+    recorder = _Recorder(fail_first=True)
+
+    async def scenario() -> None:
+        queue = PublishQueue(STORAGE, CONFIG, asyncio.Event(), publish=recorder)
+        task = asyncio.create_task(queue.run())
+        queue.request(["news"])
+        await asyncio.sleep(0.4)
+        queue.request(["emnews"])
+        queue.close()
+        await task
+
+    _run(scenario())
+    assert recorder.passes == [["emnews", "news"]]
+    assert "publish: disk full; publishing again in 60s" in caplog.text
