@@ -34,7 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "handler"):
         parser.print_help(sys.stderr)
         return EXIT_CONFIG
-    setup_logging(args.verbose - args.quiet, args.log_format)
+    # A daemon's log is its only voice: `run` logs polls and reloads (info) by default.
+    setup_logging(args.verbose - args.quiet + (1 if args.handler is _run else 0), args.log_format)
     try:
         result: int = args.handler(args, sys.stdout)
         return result
@@ -174,7 +175,7 @@ def _poll(args: argparse.Namespace, out: TextIO) -> int:
                 sources = [s for s in config.sources if s.enabled]
             else:
                 sources = select_due(config, storage.get_source_states(), utc_now())
-            progress = Progress(total=len(sources), stream=sys.stderr)
+            progress = None if args.quiet else Progress(total=len(sources), stream=sys.stderr)
             # Fork the parse/clean workers before any thread or event loop exists.
             workers = min(os.cpu_count() or 1, 8)
             use_pool = len(sources) > 1 and workers > 1
@@ -183,10 +184,11 @@ def _poll(args: argparse.Namespace, out: TextIO) -> int:
                 async def run_pass() -> list[UpdateOutcome]:
                     async with HttpFetcher(config.settings) as fetcher:
                         updater = Updater(config, storage, fetcher, executor=pool)
-                        return await updater.update_sources(sources, on_outcome=progress.advance)
+                        return await updater.update_sources(sources, on_outcome=progress and progress.advance)
 
                 outcomes = asyncio.run(run_pass())
-            progress.close()
+            if progress:
+                progress.close()
             changed = sorted({c for o in outcomes for c in o.changed_categories})
             published = publish_categories(storage, config, changed) if changed else []
     finally:

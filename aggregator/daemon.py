@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,9 +38,8 @@ from aggregator.errors import ConfigError, StorageError
 from aggregator.fetch import HttpFetcher
 from aggregator.metrics import Metrics
 from aggregator.models import SourceState, UpdateOutcome
-from aggregator.schedule import spread_offset
+from aggregator.schedule import is_retired, spread_offset
 from aggregator.serve import create_app
-from aggregator.status import is_retired
 from aggregator.storage import Storage, open_storage
 from aggregator.update import Updater, utc_now
 
@@ -97,6 +97,34 @@ def resume_at(
     if stored is not None and stored > now:
         return min(stored, now + max_delay)
     return now + spread_offset(name, interval)
+
+
+def follow_outcome(
+    outcome: UpdateOutcome,
+    now: datetime,
+    interval: timedelta,
+    next_cron_fire: Callable[[datetime], datetime | None] | None,
+) -> datetime | None:
+    """When a source's job runs next after a poll; None keeps the time its trigger already chose.
+
+    An interval source follows the outcome's next_poll_at (interval, server hints, backoff, all decided
+    in schedule.py). A cron source (`next_cron_fire` gives its first fire time at or after a moment)
+    keeps its cron times, except that after a failure it waits for the backoff or Retry-After.
+    """
+    if next_cron_fire is None:
+        return outcome.next_poll_at or now + interval
+    if outcome.error is None or outcome.next_poll_at is None:
+        return None
+    return next_cron_fire(outcome.next_poll_at)
+
+
+def cron_trigger(expression: str, timezone: str) -> CronTrigger:
+    """A 5-field crontab expression in `timezone`, fired with up to CRON_JITTER_SECONDS of jitter."""
+    # from_crontab's field order; config.py admits weekday names only, which mean the same day to
+    # crontab and to APScheduler 3, whose numbers start at Monday (agronholm/apscheduler#286)
+    minute, hour, day, month, day_of_week = expression.split()
+    return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=day_of_week,
+                       timezone=ZoneInfo(timezone), jitter=CRON_JITTER_SECONDS)
 
 
 class Daemon:
@@ -187,12 +215,9 @@ class Daemon:
             state = states.get(source.name) or SourceState(name=source.name)
             if not source.enabled:
                 continue
-            if is_retired(source, state):
-                log.warning(
-                    "daemon: source=%s is retired (HTTP 410); change its url in feeds.toml to poll it again",
-                    source.name,
-                    extra={"source": source.name},
-                )
+            if is_retired(state.retired_url, source.url):
+                log.warning("daemon: source=%s is retired (HTTP 410); change its url in feeds.toml to poll "
+                            "it again", source.name, extra={"source": source.name})
                 continue
             interval = self._config.interval_of(source)
             # Validators and next-poll times remembered for an older URL do not apply to this one.
@@ -215,12 +240,7 @@ class Daemon:
 
     def _trigger_for(self, source: SourceConfig) -> BaseTrigger:
         if source.cron is not None:
-            # from_crontab's field order; config.py admits weekday names only, which mean the same
-            # day to crontab and APScheduler 3 (agronholm/apscheduler#286)
-            minute, hour, day, month, day_of_week = source.cron.split()
-            timezone = ZoneInfo(self._config.timezone_of(source))
-            return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=day_of_week,
-                               timezone=timezone, jitter=CRON_JITTER_SECONDS)
+            return cron_trigger(source.cron, self._config.timezone_of(source))
         # Only a fallback: after every poll the job is moved to the outcome's next_poll_at.
         return IntervalTrigger(seconds=self._config.interval_of(source).total_seconds(), timezone=UTC)
 
@@ -246,7 +266,8 @@ class Daemon:
         try:
             outcome = await updater.update_source(source)
         except StorageError as e:
-            log.error("store: the poll of source=%s was not saved: %s", name, e, extra={"source": name})
+            # `e` names the store and the source; the job's trigger brings the next attempt
+            log.error("%s; polling it again later", e, extra={"source": name})
             return
         except asyncio.CancelledError:
             # Storage writes are synchronous, so a cancelled poll saved all of itself or nothing.
@@ -265,26 +286,20 @@ class Daemon:
         if self._sources.get(source.name) != source:
             return  # a reload changed or removed the source meanwhile, and rescheduled it
         if outcome.status == "retired":
-            log.warning(
-                "daemon: source=%s is gone (HTTP 410); not polled until its url in feeds.toml changes",
-                source.name,
-                extra={"source": source.name},
-            )
+            log.warning("daemon: source=%s is gone (HTTP 410); not polled until its url in feeds.toml "
+                        "changes", source.name, extra={"source": source.name})
             self._unschedule(source.name)
             return
-        next_run = self._next_run(source, outcome, now)
-        if next_run is not None:
-            with contextlib.suppress(JobLookupError):
-                self._scheduler.modify_job(source.name, next_run_time=next_run)
-
-    def _next_run(self, source: SourceConfig, outcome: UpdateOutcome, now: datetime) -> datetime | None:
-        """The outcome's next poll; a cron source keeps its own times except to back off after a failure."""
-        if source.cron is None:
-            return outcome.next_poll_at or now + self._config.interval_of(source)
-        if outcome.error is None or outcome.next_poll_at is None:
-            return None
         job = self._scheduler.get_job(source.name)
-        return job.trigger.get_next_fire_time(None, outcome.next_poll_at) if job is not None else None
+        if job is None:
+            return
+        next_cron_fire = None
+        if isinstance(job.trigger, CronTrigger):
+            next_cron_fire = functools.partial(job.trigger.get_next_fire_time, None)
+        next_run = follow_outcome(outcome, now, self._config.interval_of(source), next_cron_fire)
+        if next_run is not None:
+            with contextlib.suppress(JobLookupError):  # removed by a reload meanwhile
+                job.modify(next_run_time=next_run)
 
     # --- configuration ------------------------------------------------------------------------
 

@@ -42,7 +42,10 @@ def setup_logging(verbosity: int = 0, fmt: LogFormat = "text", stream: TextIO | 
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S"))
-    root = logging.getLogger("aggregator")
+    # The root logger, so apscheduler's and uvicorn's records come out in the same format.
+    root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    root.propagate = False
+    # Libraries stay at warnings unless asked for debug output.
+    for name in ("apscheduler", "uvicorn", "uvicorn.error", "httpx", "httpcore", "asyncio"):
+        logging.getLogger(name).setLevel(logging.DEBUG if level <= logging.DEBUG else logging.WARNING)

@@ -30,7 +30,7 @@ def describe_outcome(outcome: UpdateOutcome) -> str:
 
 
 class Progress:
-    """Progress over `total` polls (None: unknown) written to `stream`; `advance` per outcome, then `close`."""
+    """Progress over `total` polls (None: unknown) on `stream`: `advance` per outcome, then `close`."""
 
     def __init__(self, total: int | None, stream: TextIO) -> None:
         self.total = total

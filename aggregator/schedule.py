@@ -174,3 +174,8 @@ def _seconds_capped(digits: str) -> timedelta:
 
 def _clamp_server_delay(delay: timedelta) -> timedelta:
     return min(max(delay, timedelta(0)), MAX_SERVER_DELAY)
+
+
+def is_retired(retired_url: str | None, url: str) -> bool:
+    """A 410 retired the URL that answered it; ops editing the URL in feeds.toml revives the source."""
+    return retired_url is not None and retired_url == url

@@ -352,8 +352,9 @@ def serve_forever(config: Config, listen: str) -> None:
     import uvicorn
 
     host, port = parse_listen(listen)
+    # log_config=None: uvicorn's records go through our logging setup (text or JSON)
     server_config = uvicorn.Config(
-        create_app(config), host=host, port=port, access_log=False, log_level="warning", server_header=False
+        create_app(config), host=host, port=port, access_log=False, log_config=None, server_header=False
     )
     uvicorn.Server(server_config).run()
 

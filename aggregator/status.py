@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from aggregator.config import Config, SourceConfig
 from aggregator.models import SourceState, SourceStatus
+from aggregator.schedule import is_retired
 
 #: a last error longer than this is cut in the table (JSON keeps all of it)
 ERROR_COLUMN_CHARS = 70
@@ -76,15 +77,10 @@ def _make_row(source: SourceConfig, state: SourceState | None, items: int, now: 
     )
 
 
-def is_retired(source: SourceConfig, state: SourceState) -> bool:
-    """A 410 retired the URL that answered it; ops editing the URL in feeds.toml revives the source."""
-    return state.retired_url is not None and state.retired_url == source.url
-
-
 def _classify(source: SourceConfig, state: SourceState) -> SourceStatus:
     if not source.enabled:
         return "disabled"
-    if is_retired(source, state):
+    if is_retired(state.retired_url, source.url):
         return "retired"
     if state.failures > 0:
         return "failing"

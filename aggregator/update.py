@@ -56,7 +56,7 @@ def select_due(config: Config, states: Mapping[str, SourceState], now: datetime)
         source
         for source in config.sources
         if source.enabled
-        and not _is_retired(source, states.get(source.name))
+        and not schedule.is_retired(_state_for(source, states.get(source.name)).retired_url, source.url)
         and schedule.is_due(_state_for(source, states.get(source.name)).next_poll_at, now)
     ]
 
@@ -116,7 +116,7 @@ class Updater:
         state = _state_for(source, state)
         started = time.monotonic()
         now = self.clock()
-        if _is_retired(source, state):
+        if schedule.is_retired(state.retired_url, source.url):
             return UpdateOutcome(source.name, "retired", next_poll_at=None)
         url = state.moved_to if state.moved_to and state.moved_count >= MOVED_AFTER_POLLS else source.url
         fetch_seconds = 0.0
@@ -263,10 +263,6 @@ def _state_for(source: SourceConfig, state: SourceState | None) -> SourceState:
     if state.config_url not in (None, source.url):
         return SourceState(name=source.name, config_url=source.url, last_success_at=state.last_success_at)
     return state
-
-
-def _is_retired(source: SourceConfig, state: SourceState | None) -> bool:
-    return state is not None and state.retired_url == source.url
 
 
 def _success_state(

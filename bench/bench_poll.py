@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.corpus import generate, render_rss  # noqa: E402
-from tests.fixture_server import FixtureServer, Route  # noqa: E402
+from bench.corpus import generate, render_rss
+from tests.fixture_server import FixtureServer, Route
 
 
 def main() -> None:

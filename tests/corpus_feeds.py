@@ -13,8 +13,8 @@ from email.utils import format_datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-_FRONT_MATTER = re.compile(r"\A\s*---\n(.*?)\n---\n?(.*)\Z", re.S)
-_SOURCE_LINK = re.compile(r"^<(https?://[^>]+)>\s*$", re.M)
+_FRONT_MATTER = re.compile(r"\A\s*---\n(.*?)\n---\n?(.*)\Z", re.DOTALL)
+_SOURCE_LINK = re.compile(r"^<(https?://[^>]+)>\s*$", re.MULTILINE)
 
 
 @dataclass(frozen=True)

@@ -74,13 +74,13 @@ class FixtureServer:
             #: headers and body go out in separate writes; without this, Nagle + delayed ACK add ~40 ms each
             disable_nagle_algorithm = True
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 return
 
-            def do_HEAD(self) -> None:  # noqa: N802
+            def do_HEAD(self) -> None:
                 self._answer(send_body=False)
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 self._answer(send_body=True)
 
             def _answer(self, send_body: bool) -> None:
@@ -90,8 +90,7 @@ class FixtureServer:
                     server.hits[path] += 1
                     server.requests.append((self.path, host, dict(self.headers.items()), time.monotonic()))
                     server._active_by_host[host] += 1
-                    if server._active_by_host[host] > server.max_concurrent_by_host[host]:
-                        server.max_concurrent_by_host[host] = server._active_by_host[host]
+                    server.max_concurrent_by_host[host] = max(server.max_concurrent_by_host[host], server._active_by_host[host])
                 try:
                     route = server.routes.get(path) or server.routes.get(self.path)
                     if route is None:

@@ -23,14 +23,12 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.daemon import resume_at
-from aggregator.models import SourceState
+from aggregator.daemon import CRON_JITTER_SECONDS, cron_trigger, follow_outcome, resume_at
+from aggregator.models import ErrorInfo, SourceState, UpdateOutcome
 from aggregator.schedule import spread_offset
 from aggregator.storage import open_storage
 from tests.conftest import REPO_ROOT
 from tests.fixture_server import FixtureServer, Route
-
-pytestmark = pytest.mark.slow
 
 #: generous bounds for a loaded CI machine; each wait ends as soon as its condition holds
 START_SECONDS = 15.0
@@ -82,42 +80,26 @@ def _wait_until(
 
 
 def _aggregator(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "aggregator", *args],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    command = [sys.executable, "-m", "aggregator", *args]
+    return subprocess.run(command, check=False, cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 class DaemonProcess:
     """`python -m aggregator -v run` with its log lines collected as they come."""
 
     def __init__(self, config: Path) -> None:
-        self.config = config
         self.lines: list[str] = []
+        self.url = ""
         self._lock = threading.Lock()
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "aggregator",
-                "-v",
-                "run",
-                "--config",
-                str(config),
-                "--listen",
-                "127.0.0.1:0",
-            ],
-            cwd=REPO_ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        command = [sys.executable, "-m", "aggregator", "-v", "run", "--config", str(config), "--listen",
+                   "127.0.0.1:0"]
+        self.process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE, text=True)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+
+    def wait_until_started(self) -> None:
         started = self.wait_for_log(r"daemon: started: .* listening on (http://\S+)", START_SECONDS)
         self.url = started.group(1)
 
@@ -143,7 +125,10 @@ class DaemonProcess:
                 raise AssertionError(f"daemon exited with {self.process.returncode}:\n{self.log}")
             return match is not None
 
-        _wait_until(logged, timeout, f"log line /{pattern}/ in:\n{self.log}")
+        try:
+            _wait_until(logged, timeout, f"log line /{pattern}/")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; the daemon logged:\n{self.log}") from None
         return found[0]
 
     def get(self, path: str) -> tuple[int, bytes]:
@@ -169,17 +154,14 @@ class DaemonProcess:
 
 
 @pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    return tmp_path
-
-
-@pytest.fixture
-def start_daemon(workdir: Path) -> Iterator[Callable[[], DaemonProcess]]:
+def start_daemon(tmp_path: Path) -> Iterator[Callable[[], DaemonProcess]]:
+    """Starts `aggregator run` on tmp_path/feeds.toml; every daemon started is killed at teardown."""
     started: list[DaemonProcess] = []
 
     def start() -> DaemonProcess:
-        daemon = DaemonProcess(workdir / "feeds.toml")
+        daemon = DaemonProcess(tmp_path / "feeds.toml")
         started.append(daemon)
+        daemon.wait_until_started()
         return daemon
 
     yield start
@@ -203,14 +185,15 @@ def _gaps(times: list[float]) -> list[float]:
     return [later - earlier for earlier, later in itertools.pairwise(times)]
 
 
+@pytest.mark.slow
 def test_sources_are_polled_on_their_own_intervals_and_served_with_healthz_and_metrics(
-    feed_server: FixtureServer, workdir: Path, start_daemon: Callable[[], DaemonProcess]
+    feed_server: FixtureServer, tmp_path: Path, start_daemon: Callable[[], DaemonProcess]
 ) -> None:
     feed_server.routes["/fast.xml"] = Route(body=_rss("fast"), etag='"fast-1"')
     feed_server.routes["/slow.xml"] = Route(body=_rss("slow"))
     feed_server.routes["/down.xml"] = Route(body=b"down", status=500)
     _write_config(
-        workdir / "feeds.toml",
+        tmp_path / "feeds.toml",
         _source("fast", feed_server.url("/fast.xml"), "1s"),
         _source("slow", feed_server.url("/slow.xml"), "2s"),
         _source("down", feed_server.url("/down.xml"), "1s"),
@@ -252,12 +235,13 @@ def test_sources_are_polled_on_their_own_intervals_and_served_with_healthz_and_m
     assert daemon.stop() == 0
 
 
+@pytest.mark.slow
 def test_a_source_added_to_feeds_toml_is_polled_without_a_restart(
-    feed_server: FixtureServer, workdir: Path, start_daemon: Callable[[], DaemonProcess]
+    feed_server: FixtureServer, tmp_path: Path, start_daemon: Callable[[], DaemonProcess]
 ) -> None:
     feed_server.routes["/a.xml"] = Route(body=_rss("a"))
     feed_server.routes["/added.xml"] = Route(body=_rss("added"))
-    config = workdir / "feeds.toml"
+    config = tmp_path / "feeds.toml"
     _write_config(config, _source("a", feed_server.url("/a.xml")))
     daemon = start_daemon()
     _wait_until(lambda: feed_server.hits["/a.xml"] >= 1, what="the first poll")
@@ -271,19 +255,20 @@ def test_a_source_added_to_feeds_toml_is_polled_without_a_restart(
     _wait_until(lambda: feed_server.hits["/added.xml"] >= 1, what="a poll of the added source")
     daemon.wait_for_log(r"publish: rewrote .*news")
     _wait_until(
-        lambda: "added story 0" in _read(workdir / "store/feeds/news.atom"),
+        lambda: "added story 0" in _read(tmp_path / "store/feeds/news.atom"),
         what="the added source's items in news.atom",
     )
     assert daemon.process.pid == pid and daemon.process.poll() is None
     assert daemon.stop() == 0
 
 
+@pytest.mark.slow
 def test_a_broken_edit_is_rejected_with_checks_messages_and_the_old_config_keeps_working(
-    feed_server: FixtureServer, workdir: Path, start_daemon: Callable[[], DaemonProcess]
+    feed_server: FixtureServer, tmp_path: Path, start_daemon: Callable[[], DaemonProcess]
 ) -> None:
     feed_server.routes["/a.xml"] = Route(body=_rss("a"))
     feed_server.routes["/b.xml"] = Route(body=_rss("b"))
-    config = workdir / "feeds.toml"
+    config = tmp_path / "feeds.toml"
     _write_config(config, _source("a", feed_server.url("/a.xml")))
     daemon = start_daemon()
     _wait_until(lambda: feed_server.hits["/a.xml"] >= 1, what="the first poll")
@@ -306,11 +291,12 @@ def test_a_broken_edit_is_rejected_with_checks_messages_and_the_old_config_keeps
     assert daemon.stop() == 0
 
 
+@pytest.mark.slow
 def test_sighup_reloads_even_when_the_file_looks_unchanged(
-    feed_server: FixtureServer, workdir: Path, start_daemon: Callable[[], DaemonProcess]
+    feed_server: FixtureServer, tmp_path: Path, start_daemon: Callable[[], DaemonProcess]
 ) -> None:
     feed_server.routes["/a.xml"] = Route(body=_rss("a"))
-    config = workdir / "feeds.toml"
+    config = tmp_path / "feeds.toml"
     _write_config(config, _source("a", feed_server.url("/a.xml")))
     daemon = start_daemon()
     before = config.stat()
@@ -322,17 +308,18 @@ def test_sighup_reloads_even_when_the_file_looks_unchanged(
 
     daemon.wait_for_log(r"config: .*feeds\.toml reloaded \(SIGHUP\): categories changed: news")
     _wait_until(
-        lambda: "Nows" in _read(workdir / "store/feeds/news.atom"),
+        lambda: "Nows" in _read(tmp_path / "store/feeds/news.atom"),
         what="news.atom republished with the new title",
     )
     assert daemon.stop() == 0
 
 
+@pytest.mark.slow
 def test_sigterm_lets_the_in_flight_poll_finish_and_exits_zero_with_no_temp_files(
-    feed_server: FixtureServer, workdir: Path, start_daemon: Callable[[], DaemonProcess]
+    feed_server: FixtureServer, tmp_path: Path, start_daemon: Callable[[], DaemonProcess]
 ) -> None:
     feed_server.routes["/slow.xml"] = Route(body=_rss("slow"), delay_seconds=1.0)
-    _write_config(workdir / "feeds.toml", _source("slow", feed_server.url("/slow.xml")))
+    _write_config(tmp_path / "feeds.toml", _source("slow", feed_server.url("/slow.xml")))
     daemon = start_daemon()
     _wait_until(lambda: feed_server.hits["/slow.xml"] >= 1, what="a poll in flight")
 
@@ -347,25 +334,26 @@ def test_sigterm_lets_the_in_flight_poll_finish_and_exits_zero_with_no_temp_file
         < log.index("update: source=slow outcome=new")
         < log.index("daemon: stopped")
     )
-    assert "slow story 2" in _read(workdir / "store/feeds/news.atom")
+    assert "slow story 2" in _read(tmp_path / "store/feeds/news.atom")
     leftovers = [
         path
-        for path in workdir.rglob("*")
+        for path in tmp_path.rglob("*")
         if path.name.endswith((".tmp", "-journal", ".new")) or path.name.startswith(".news")
     ]
     assert leftovers == []
     assert feed_server.hits["/slow.xml"] == 1
 
 
+@pytest.mark.slow
 def test_retry_after_on_429_delays_the_next_request_to_that_host(
-    feed_server: FixtureServer, workdir: Path, start_daemon: Callable[[], DaemonProcess]
+    feed_server: FixtureServer, tmp_path: Path, start_daemon: Callable[[], DaemonProcess]
 ) -> None:
     # two sources on one host ("localhost"), a third on another ("127.0.0.1") of the same server
     feed_server.routes["/limited.xml"] = Route(body=b"slow down", status=429, headers={"Retry-After": "2"})
     feed_server.routes["/neighbour.xml"] = Route(body=_rss("neighbour"))
     feed_server.routes["/elsewhere.xml"] = Route(body=_rss("elsewhere"))
     _write_config(
-        workdir / "feeds.toml",
+        tmp_path / "feeds.toml",
         _source("limited", feed_server.url("/limited.xml", host="localhost")),
         _source("neighbour", feed_server.url("/neighbour.xml", host="localhost")),
         _source("elsewhere", feed_server.url("/elsewhere.xml")),
@@ -388,8 +376,9 @@ def test_retry_after_on_429_delays_the_next_request_to_that_host(
     assert daemon.stop() == 0
 
 
+@pytest.mark.slow
 def test_per_host_concurrency_never_exceeds_the_limit(
-    feed_server: FixtureServer, workdir: Path, start_daemon: Callable[[], DaemonProcess]
+    feed_server: FixtureServer, tmp_path: Path, start_daemon: Callable[[], DaemonProcess]
 ) -> None:
     sources = []
     for index in range(4):
@@ -398,7 +387,7 @@ def test_per_host_concurrency_never_exceeds_the_limit(
     for index in range(2):
         feed_server.routes[f"/l{index}.xml"] = Route(body=_rss(f"l{index}"), delay_seconds=0.3)
         sources.append(_source(f"l{index}", feed_server.url(f"/l{index}.xml", host="localhost")))
-    _write_config(workdir / "feeds.toml", *sources)
+    _write_config(tmp_path / "feeds.toml", *sources)
     daemon = start_daemon()
 
     # the first round is the crowded one: every source is due within its first second
@@ -415,19 +404,20 @@ def test_per_host_concurrency_never_exceeds_the_limit(
     assert daemon.stop() == 0
 
 
+@pytest.mark.slow
 def test_a_restart_resumes_from_the_stored_next_poll_times(
-    feed_server: FixtureServer, workdir: Path, start_daemon: Callable[[], DaemonProcess]
+    feed_server: FixtureServer, tmp_path: Path, start_daemon: Callable[[], DaemonProcess]
 ) -> None:
     feed_server.routes["/polled.xml"] = Route(body=_rss("polled"))
     feed_server.routes["/fresh.xml"] = Route(body=_rss("fresh"))
     polled_url = feed_server.url("/polled.xml")
     _write_config(
-        workdir / "feeds.toml",
+        tmp_path / "feeds.toml",
         _source("polled", polled_url, "1s"),
         _source("fresh", feed_server.url("/fresh.xml"), "1s"),
     )
     # what an earlier run left behind: polled a moment ago, and the server asked for a minute's rest
-    storage = open_storage(str(workdir / "store" / "aggregator.db"))
+    storage = open_storage(str(tmp_path / "store" / "aggregator.db"))
     now = datetime.now(UTC)
     storage.save_source_state(
         SourceState(
@@ -447,26 +437,28 @@ def test_a_restart_resumes_from_the_stored_next_poll_times(
     assert daemon.stop() == 0
 
 
+@pytest.mark.slow
 def test_a_cron_poll_on_the_same_store_refuses_while_the_daemon_writes(
-    feed_server: FixtureServer, workdir: Path, start_daemon: Callable[[], DaemonProcess]
+    feed_server: FixtureServer, tmp_path: Path, start_daemon: Callable[[], DaemonProcess]
 ) -> None:
     feed_server.routes["/a.xml"] = Route(body=_rss("a"))
-    _write_config(workdir / "feeds.toml", _source("a", feed_server.url("/a.xml"), "1h"))
+    _write_config(tmp_path / "feeds.toml", _source("a", feed_server.url("/a.xml"), "1h"))
     daemon = start_daemon()
 
-    poll = _aggregator("poll", "--all", "--lock-timeout", "0.5", "--config", str(workdir / "feeds.toml"))
+    poll = _aggregator("poll", "--all", "--lock-timeout", "0.5", "--config", str(tmp_path / "feeds.toml"))
 
     assert poll.returncode == 3
     assert f"another aggregator process (pid {daemon.process.pid}) is writing" in poll.stderr
     assert daemon.stop() == 0
 
 
+@pytest.mark.slow
 def test_kill_9_then_restart_keeps_every_item_once_and_status_reports_the_sources(
-    feed_server: FixtureServer, workdir: Path, start_daemon: Callable[[], DaemonProcess]
+    feed_server: FixtureServer, tmp_path: Path, start_daemon: Callable[[], DaemonProcess]
 ) -> None:
     feed_server.routes["/a.xml"] = Route(body=_rss("a", count=4))
     feed_server.routes["/gone.xml"] = Route(body=b"gone", status=410)
-    config = workdir / "feeds.toml"
+    config = tmp_path / "feeds.toml"
     _write_config(
         config, _source("a", feed_server.url("/a.xml")), _source("gone", feed_server.url("/gone.xml"))
     )
@@ -480,7 +472,7 @@ def test_kill_9_then_restart_keeps_every_item_once_and_status_reports_the_source
     second = start_daemon()  # the writer lock died with the killed process
     _wait_until(lambda: feed_server.hits["/a.xml"] > polls_before_restart, what="a poll after the restart")
 
-    storage = open_storage(str(workdir / "store" / "aggregator.db"))
+    storage = open_storage(str(tmp_path / "store" / "aggregator.db"))
     try:
         assert storage.count_items("news") == 4
     finally:
@@ -524,3 +516,41 @@ def test_overdue_sources_do_not_all_resume_at_once() -> None:
     assert len(starts) == 50
     assert max(starts) - min(starts) > 3 * MINUTE
     assert all(NOW <= start < NOW + 5 * MINUTE for start in starts)
+
+
+ERROR = ErrorInfo("FetchError", "fetch: HTTP 503 Service Unavailable", "fetch", NOW)
+
+
+def _cron_fire(moment: datetime) -> datetime:
+    """Stands in for a cron trigger firing on every full hour."""
+    return moment.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "next_cron_fire", "expected"),
+    [
+        (UpdateOutcome("a", "new", next_poll_at=NOW + 15 * MINUTE), None, NOW + 15 * MINUTE),
+        (UpdateOutcome("a", "error", error=ERROR, next_poll_at=NOW + 2 * MINUTE), None, NOW + 2 * MINUTE),
+        (UpdateOutcome("a", "skipped"), None, NOW + 5 * MINUTE),
+        (UpdateOutcome("a", "new", next_poll_at=NOW + 15 * MINUTE), _cron_fire, None),
+        (UpdateOutcome("a", "error", error=ERROR, next_poll_at=NOW + 90 * MINUTE), _cron_fire,
+         NOW + 120 * MINUTE),
+    ],
+    ids=["interval-follows-next-poll", "interval-follows-backoff", "no-time-waits-one-interval",
+         "cron-success-keeps-cron-times", "cron-failure-waits-for-the-backoff-then-the-next-cron-time"],
+)
+def test_follow_outcome(
+    outcome: UpdateOutcome, next_cron_fire: Callable[[datetime], datetime] | None, expected: datetime | None
+) -> None:
+    assert follow_outcome(outcome, NOW, 5 * MINUTE, next_cron_fire) == expected
+
+
+def test_cron_trigger_reads_crontab_fields_in_the_source_timezone() -> None:
+    trigger = cron_trigger("30 8 * * mon-fri", "Asia/Shanghai")
+    saturday_noon_utc = datetime(2026, 11, 28, 4, 0, tzinfo=UTC)  # 12:00 in Shanghai
+
+    fire = trigger.get_next_fire_time(None, saturday_noon_utc)
+
+    # Monday 08:30 in Shanghai is 00:30 UTC; up to CRON_JITTER_SECONDS later
+    monday = datetime(2026, 11, 30, 0, 30, tzinfo=UTC)
+    assert monday <= fire <= monday + timedelta(seconds=CRON_JITTER_SECONDS)

@@ -1,4 +1,4 @@
-"""The daemon's HTTP side: binding the listen address, /metrics, the swappable feeds app, the uvicorn thread."""
+"""The daemon's HTTP side: binding the listen address, /metrics, the swappable app, the uvicorn thread."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The daemon's publish queue: debounced passes from one task, a last pass at shutdown, retry after failure."""
+"""The daemon's publish queue: debounced passes from one task, a last pass at shutdown, failed ones kept."""
 
 from __future__ import annotations
 
