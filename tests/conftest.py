@@ -1,15 +1,18 @@
 """Shared fixtures: a fixed `now`, the ../shared corpus (with its skip rule), a loopback feed server,
-PostgreSQL at 127.0.0.1:5432."""
+PostgreSQL at 127.0.0.1:5432, and a fresh store on each backend."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from aggregator.storage import Storage, open_storage
 from tests.fixture_server import FixtureServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -79,3 +82,41 @@ def pg_url() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return PG_URL
+
+
+STORE_BACKENDS = ["sqlite", "postgresql"]
+
+
+@contextlib.contextmanager
+def fresh_store_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A store nobody used yet: a file under tmp_path, or a PostgreSQL schema of its own, dropped after."""
+    if backend == "sqlite":
+        yield str(tmp_path / "store" / "aggregator.db")
+        return
+    pg_url: str = request.getfixturevalue("pg_url")
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex}"
+    with psycopg.connect(pg_url, autocommit=True, connect_timeout=5) as connection:
+        connection.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{pg_url}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(pg_url, autocommit=True, connect_timeout=5) as connection:
+            connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh store URL, once per backend: a real SQLite file and the real PostgreSQL."""
+    with fresh_store_url(request.param, tmp_path, request) as url:
+        yield url
+
+
+@pytest.fixture
+def storage(store_url: str) -> Iterator[Storage]:
+    store = open_storage(store_url)
+    try:
+        yield store
+    finally:
+        store.close()

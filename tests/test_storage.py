@@ -7,8 +7,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -18,43 +16,7 @@ from sqlalchemy.exc import StatementError
 from aggregator.errors import StorageError
 from aggregator.models import ChangeAction, ErrorInfo, Item, ItemChange, SourceState
 from aggregator.storage import CategoryStats, Storage, open_storage
-from tests.conftest import REPO_ROOT
-
-BACKENDS = ["sqlite", "postgresql"]
-
-
-@contextlib.contextmanager
-def fresh_store_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A store nobody used yet: a file under tmp_path, or a PostgreSQL schema of its own, dropped after."""
-    if backend == "sqlite":
-        yield str(tmp_path / "store" / "aggregator.db")
-        return
-    pg_url: str = request.getfixturevalue("pg_url")
-    import psycopg
-
-    schema = f"t_{uuid.uuid4().hex}"
-    with psycopg.connect(pg_url, autocommit=True, connect_timeout=5) as connection:
-        connection.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{pg_url}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(pg_url, autocommit=True, connect_timeout=5) as connection:
-            connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-
-@pytest.fixture(params=BACKENDS)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with fresh_store_url(request.param, tmp_path, request) as url:
-        yield url
-
-
-@pytest.fixture
-def storage(store_url: str) -> Iterator[Storage]:
-    store = open_storage(store_url)
-    try:
-        yield store
-    finally:
-        store.close()
+from tests.conftest import REPO_ROOT, fresh_store_url
 
 
 def make_item(

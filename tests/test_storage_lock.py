@@ -17,8 +17,8 @@ import pytest
 from aggregator.errors import StoreLockedError
 from aggregator.models import SourceState
 from aggregator.storage import Storage, open_storage
-from tests.conftest import REPO_ROOT
-from tests.test_storage import BACKENDS, change, fresh_store_url, make_item
+from tests.conftest import REPO_ROOT, fresh_store_url
+from tests.test_storage import change, make_item
 
 #: a separate process that takes the writer lock, says so, and holds it until killed
 HOLDER_SCRIPT = """
@@ -29,21 +29,6 @@ with storage.writer_lock(wait_seconds=10):
     print("locked", flush=True)
     time.sleep(60)
 """
-
-
-@pytest.fixture(params=BACKENDS)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with fresh_store_url(request.param, tmp_path, request) as url:
-        yield url
-
-
-@pytest.fixture
-def storage(store_url: str) -> Iterator[Storage]:
-    store = open_storage(store_url)
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Column, Connection, Integer, MetaData, Table, inspect
@@ -12,13 +11,7 @@ from sqlalchemy import Column, Connection, Integer, MetaData, Table, inspect
 from aggregator.errors import StorageError
 from aggregator.storage import SqlStorage, connect_storage, open_storage
 from aggregator.storage.schema import MIGRATIONS, Migration
-from tests.test_storage import BACKENDS, change, fresh_store_url, make_item
-
-
-@pytest.fixture(params=BACKENDS)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with fresh_store_url(request.param, tmp_path, request) as url:
-        yield url
+from tests.test_storage import change, make_item
 
 
 @pytest.fixture

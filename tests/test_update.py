@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,34 +14,12 @@ from aggregator.config import Config, parse_config
 from aggregator.fetch import HttpFetcher
 from aggregator.models import UpdateOutcome
 from aggregator.publish import publish_categories
-from aggregator.storage import Storage, open_storage
+from aggregator.storage import Storage
 from aggregator.update import MOVED_AFTER_POLLS, Updater, select_due
 from tests.corpus_feeds import Post, read_post, rss
 from tests.fixture_server import FixtureServer, Route
 
 NOW = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
-    if request.param == "sqlite":
-        store = open_storage(str(tmp_path / "aggregator.db"))
-        yield store
-        store.close()
-        return
-    import psycopg
-
-    pg_url: str = request.getfixturevalue("pg_url")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    store = open_storage(f"{pg_url}?options=-csearch_path%3D{schema}")
-    try:
-        yield store
-    finally:
-        store.close()
-        with psycopg.connect(pg_url, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def _config(server: FixtureServer, tmp_path: Path, sources: list[tuple[str, str, str]]) -> Config:
