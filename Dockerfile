@@ -35,4 +35,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
 # SIGTERM lets in-flight polls finish (up to 8 s) before the daemon exits 0.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["aggregator"]
-CMD ["-v", "run", "--config", "/srv/aggregator/feeds.toml", "--listen", "0.0.0.0:8080"]
+CMD ["run", "--config", "/srv/aggregator/feeds.toml", "--listen", "0.0.0.0:8080"]

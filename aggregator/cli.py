@@ -157,7 +157,7 @@ def _store_hints(config: Config) -> list[tuple[str, str]]:
 def _poll(args: argparse.Namespace, out: TextIO) -> int:
     from aggregator.fetch import HttpFetcher
     from aggregator.progress import Progress
-    from aggregator.publish import publish_categories
+    from aggregator.publish import is_published, publish_categories
     from aggregator.storage import open_storage
     from aggregator.update import Updater, select_due, utc_now
 
@@ -190,7 +190,10 @@ def _poll(args: argparse.Namespace, out: TextIO) -> int:
             if progress:
                 progress.close()
             changed = sorted({c for o in outcomes for c in o.changed_categories})
-            published = publish_categories(storage, config, changed) if changed else []
+            if not is_published(config):  # the first pass publishes every feed, even empty ones
+                published = publish_categories(storage, config, None)
+            else:
+                published = publish_categories(storage, config, changed) if changed else []
     finally:
         storage.close()
     _print_summary(outcomes, published, out)
@@ -203,7 +206,7 @@ def _print_summary(outcomes: Sequence[UpdateOutcome], published: Sequence[str], 
     for o in sorted(outcomes, key=lambda o: o.source_name):
         detail = f"new {o.inserted}, updated {o.updated}, unchanged {o.unchanged}"
         if o.error is not None:
-            detail = f"{o.error.stage}: {o.error.message}"
+            detail = o.error.message
         print(f"{o.source_name:<{width}}  {labels.get(o.status, o.status):<12}  {detail}", file=out)
     totals = {s: sum(o.status == s for o in outcomes) for s in ("new", "updated", "unchanged", "not_modified", "error")}
     print(

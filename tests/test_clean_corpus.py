@@ -6,7 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
-from lxml import etree, html as lxml_html
+from lxml import etree
+from lxml import html as lxml_html
 
 from aggregator.clean import clean_html, visible_text
 from tests.conftest import SHARED_DIR

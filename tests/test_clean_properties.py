@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from lxml import html as lxml_html
 
 from aggregator.clean import clean_html
@@ -17,7 +18,8 @@ _TAGS = sorted(ALLOWED_TAGS) + [
     "section", "article", "frameset", "noembed", "noframes", "listing", "image", "mglyph", "mtext",
 ]
 _ATTRIBUTES = ["href", "src", "style", "class", "id", "data-code", "onclick", "onerror", "hidden", "width",
-               "height", "alt", "title", "cite", "colspan", "orginial_src", "data-src", "web", "xlink:href"]
+               "height", "alt", "title", "cite", "colspan", "orginial_src", "data-src", "web", "xlink:href",
+               '{"', "xmlns", "xml:lang", "{http://x}a"]
 _VALUES = st.sampled_from([
     "", "x", "1", "0", "578", "display:none", "visibility:hidden", "height:1px;overflow:hidden",
     "keytip", "EmImageRemark", "em_stock_key_common", "quote_0.002752", "stock_1.600160",

@@ -27,7 +27,7 @@ VECTORS = [vector for group in _VECTORS_FILE["groups"] for vector in group["vect
 _URL_NOISE = re.compile(r"^[\x00-\x20]+|[\t\n\r]")
 _HAS_SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*:")
 _SAFE_URL = re.compile(r"(https?://|mailto:)", re.IGNORECASE)
-_SCRIPT_TAG = re.compile(r"<\s*/?\s*(script|iframe|svg|math|object|embed|style|base|meta|link|form)\b", re.I)
+_SCRIPT_TAG = re.compile(r"<\s*/?\s*(script|iframe|svg|math|object|embed|style|base|meta|link|form)\b", re.IGNORECASE)
 
 
 def assert_cannot_run_script(cleaned: str, vector: str, allow_relative: bool = False) -> None:

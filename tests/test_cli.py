@@ -263,3 +263,14 @@ def test_check_tells_ops_about_a_retired_source_in_an_existing_store(tmp_path: P
     check = run_cli("check", "--config", str(config))
     assert check.returncode == 0
     assert "note: source 'gone':" in check.stdout and "410" in check.stdout
+
+
+def test_first_poll_publishes_every_feed_even_when_every_source_failed(tmp_path: Path) -> None:
+    config = tmp_path / "feeds.toml"
+    config.write_text(f'[settings]\nallow_private_networks = true\n\n[categories.a]\ntitle = "A"\n\n[[sources]]\n'
+                      f'name = "dead"\nurl = "http://127.0.0.1:{_closed_port()}/feed"\ncategories = ["a"]\n')
+    result = run_cli("poll", "--config", str(config))
+    assert result.returncode == 0
+    assert "1 failed" in result.stdout
+    feed = feedparser.parse((tmp_path / "store" / "feeds" / "a.atom").read_bytes())
+    assert not feed.bozo and feed.feed.title == "A" and feed.entries == []

@@ -9,17 +9,10 @@ from __future__ import annotations
 import html as html_lib
 import re
 
+from aggregator.clean.compiled import CompiledRules, InvalidRuleError, compile_rules
 from aggregator.clean.sanitize import sanitize_html
 from aggregator.clean.text import clean_text, visible_text
-from aggregator.clean.tree import (
-    CompiledRules,
-    DepthLimitError,
-    InvalidRuleError,
-    apply_rules,
-    compile_rules,
-    parse_fragment,
-    serialize_children,
-)
+from aggregator.clean.tree import DepthLimitError, apply_rules, parse_fragment, serialize_children
 from aggregator.clean.urls import absolute_url, strip_tracking_params
 from aggregator.config import CleanRules
 
@@ -39,9 +32,11 @@ _DEFAULT_RULES = CleanRules()
 _SANITIZE_ONLY = compile_rules(CleanRules(preset="none"))
 #: rounds of tree pass + nh3 until nh3 has nothing left to change; real articles need one
 _MAX_ROUNDS = 4
-# Characters no HTML parser keeps: C0 controls other than whitespace, lone surrogates (a str decoded
-# with errors="surrogateescape"), and the noncharacters U+FFFE/U+FFFF that libxml2 rejects.
-_UNPARSABLE_RE = re.compile("[\x00-\x08\x0b\x0e-\x1f\ufffe\uffff]|[\ud800-\udfff]")
+# C0 controls other than white space carry no text and are dropped; lone surrogates (a str decoded
+# with errors="surrogateescape") and the noncharacters U+FFFE/U+FFFF, which libxml2 rejects, stand
+# for text that was there and become U+FFFD, as a decoder would make them.
+_CONTROL_RE = re.compile("[\x00-\x08\x0b\x0e-\x1f]")
+_UNENCODABLE_RE = re.compile("[\ud800-\udfff\ufffe\uffff]")
 # `</body>` or `</html>` inside a fragment makes libxml2 drop everything after it
 _DOCUMENT_END_RE = re.compile(r"</\s*(?:body|html)\b[^>]*>", re.IGNORECASE)
 
@@ -82,8 +77,7 @@ def _prepare(html: str) -> str:
     if "\r" in html:
         html = html.replace("\r\n", "\n").replace("\r", "\n")
     html = html.replace("\x0c", " ")
-    if _UNPARSABLE_RE.search(html):
-        html = _UNPARSABLE_RE.sub(lambda match: "\ufffd" if match.group() >= "\ud800" else "", html)
+    html = _UNENCODABLE_RE.sub("\ufffd", _CONTROL_RE.sub("", html))
     if "</" in html:
         html = _DOCUMENT_END_RE.sub("", html)
     return html

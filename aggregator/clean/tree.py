@@ -8,26 +8,19 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass
-from functools import lru_cache
 
-from cssselect import HTMLTranslator
-from cssselect.parser import SelectorError
-from cssselect.xpath import ExpressionError
 from lxml import etree
 
+from aggregator.clean.compiled import CompiledRules
 from aggregator.clean.rules import (
     HIDDEN_DISPLAY_VALUES,
     HIDDEN_VISIBILITY_VALUES,
     MAX_PIXEL_SIZE_PX,
-    PRESETS,
     WIDGET_MARKER_RE,
     ZERO_SIZE_VALUES,
-    HostRule,
 )
 from aggregator.clean.sanitize import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, DROPPED_WITH_CONTENT
-from aggregator.clean.urls import absolute_url, matches_host_rule, strip_tracking_params
-from aggregator.config import CleanRules
+from aggregator.clean.urls import absolute_url, matches_host_index, strip_tracking_params
 
 _NO_ATTRIBUTES: frozenset[str] = frozenset()
 #: Raw-text elements whose text a browser shows as preformatted text.
@@ -43,86 +36,14 @@ _PRUNED_INLINE = frozenset({"a", "b", "strong", "em", "i", "u", "s", "small", "m
                             "code", "q", "cite", "abbr", "del", "ins", "dfn", "kbd", "samp", "var"})
 _EDGE_BR_CONTAINERS = ("p", "div", "center", "blockquote", "li", "td", "th", "dd", "dt", "figcaption",
                        "h1", "h2", "h3", "h4", "h5", "h6")
-# XPath 1.0 normalize-space() only knows ASCII whitespace: map NBSP, ideographic and zero-width spaces first.
+_PRUNED = tuple(sorted(_PRUNED_BLOCKS | _PRUNED_INLINE))
+#: Elements that are something to see even without text.
+_CONTENT_TAGS = frozenset({"img", "hr", "table"})
 _BLANK_CHARS = " \t\n\r\f\u00a0\u3000\u200b\ufeff"
-_BLANK = "translate(., '\u00a0\u3000\u200b\ufeff', '    ')"
-_EMPTY_XPATH = etree.XPath(
-    "descendant::*[" + " or ".join(f"self::{tag}" for tag in sorted(_PRUNED_BLOCKS | _PRUNED_INLINE)) + "]"
-    "[not(descendant::img or descendant::hr or descendant::table or descendant::li or descendant::dt"
-    " or descendant::dd)]"
-    f"[normalize-space({_BLANK}) = '']"
-)
 _STYLED_XPATH = etree.XPath("descendant::*[@style or @hidden]")
 _CITED_XPATH = etree.XPath("descendant::*[@cite]")
 _PIXEL_SIZE_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(?:px)?\s*")
 _DIMENSION_RE = re.compile(r"\d{1,5}%?")
-
-
-@dataclass(frozen=True, slots=True)
-class CompiledRules:
-    """A source's CleanRules with its presets merged and selectors compiled; built once per CleanRules."""
-
-    replacements: tuple[tuple[re.Pattern[str], str], ...]
-    remove: etree.XPath | None
-    unwrap: etree.XPath | None
-    widget_markers: bool
-    chart_image_hosts: tuple[HostRule, ...]
-    quote_link_hosts: tuple[HostRule, ...]
-    tracking_image_hosts: tuple[HostRule, ...]
-    remove_hidden: bool
-    remove_pixels: bool
-    strip_tracking_params: bool
-
-
-class InvalidRuleError(ValueError):
-    """A selector or regex in a source's clean rules does not compile; `key` names it (`remove[2]`)."""
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(f"clean: {key}: {message}")
-        self.key = key
-        self.message = message
-
-
-@lru_cache(maxsize=256)
-def compile_rules(rules: CleanRules) -> CompiledRules:
-    """Merge the presets named by `rules.preset` with its own selectors and regexes, compiled."""
-    presets = PRESETS[rules.preset]
-    replacements = []
-    for index, replacement in enumerate(rules.replace):
-        try:
-            replacements.append((re.compile(replacement.pattern), replacement.replacement))
-        except re.error as e:
-            raise InvalidRuleError(f"replace[{index}].pattern", f"invalid regular expression: {e}") from e
-    remove = [selector for preset in presets for selector in preset.remove]
-    unwrap = [selector for preset in presets for selector in preset.unwrap]
-    return CompiledRules(
-        replacements=tuple(replacements),
-        remove=_compile_selectors("remove", tuple(remove), rules.remove),
-        unwrap=_compile_selectors("unwrap", tuple(unwrap), rules.unwrap),
-        widget_markers=any(preset.widget_markers for preset in presets),
-        chart_image_hosts=tuple(rule for preset in presets for rule in preset.chart_image_hosts),
-        quote_link_hosts=tuple(rule for preset in presets for rule in preset.quote_link_hosts),
-        tracking_image_hosts=tuple(rule for preset in presets for rule in preset.tracking_image_hosts),
-        remove_hidden=any(preset.remove_hidden for preset in presets),
-        remove_pixels=any(preset.remove_pixels for preset in presets),
-        strip_tracking_params=any(preset.strip_tracking_params for preset in presets),
-    )
-
-
-def css_to_xpath(selector: str) -> str:
-    """One CSS selector (group) as an XPath over the descendants of the fragment root."""
-    return str(HTMLTranslator().css_to_xpath(selector, prefix="descendant::"))
-
-
-def _compile_selectors(key: str, preset_selectors: tuple[str, ...],
-                       own_selectors: tuple[str, ...]) -> etree.XPath | None:
-    paths = [css_to_xpath(selector) for selector in preset_selectors]
-    for index, selector in enumerate(own_selectors):
-        try:
-            paths.append(css_to_xpath(selector))
-        except (SelectorError, ExpressionError) as e:
-            raise InvalidRuleError(f"{key}[{index}]", f"invalid CSS selector {selector!r}: {e}") from e
-    return etree.XPath(" | ".join(paths)) if paths else None
 
 
 # --- parsing ----------------------------------------------------------------------------------
@@ -143,14 +64,15 @@ def parse_fragment(html: str) -> etree._Element:
                                                   remove_pis=True)
     document = etree.fromstring(("<html><body>" + html).encode("utf-8"), parser)
     if any(error.type_name == "ERR_RESOURCE_LIMIT" for error in parser.error_log):
-        raise DepthLimitError(html[:40])
-    body = document.find("body")
+        raise DepthLimitError("clean: markup nested deeper than libxml2 builds trees")
+    body: etree._Element | None = document.find("body")
     if body is None:  # libxml2 always makes one for "<html><body>"; kept for type narrowing
         body = etree.SubElement(document, "body")
     return body
 
 
 def serialize_children(body: etree._Element) -> str:
+    """The markup inside `body` (its own tag and attributes are not part of the fragment)."""
     body.attrib.clear()
     markup = etree.tostring(body, encoding="unicode", method="html")
     # "<body>" … "</body>": libxml2 always writes both for an element named body
@@ -237,8 +159,8 @@ def _clean_images(body: etree._Element, rules: CompiledRules, base_url: str | No
         source = _image_source(image)
         url = absolute_url(source, base_url) if source else None
         if (url is None or url.startswith("mailto:")
-                or matches_host_rule(url, rules.chart_image_hosts)
-                or matches_host_rule(url, rules.tracking_image_hosts)
+                or matches_host_index(url, rules.chart_image_hosts)
+                or matches_host_index(url, rules.tracking_image_hosts)
                 or rules.remove_pixels and _is_pixel(image)):
             _drop_tree(image)
             continue
@@ -277,7 +199,7 @@ def _clean_links(body: etree._Element, rules: CompiledRules, base_url: str | Non
     for link in list(body.iter("a")):
         href = link.get("href")
         url = absolute_url(href, base_url) if href is not None else None
-        if url is None or matches_host_rule(url, rules.quote_link_hosts):
+        if url is None or matches_host_index(url, rules.quote_link_hosts):
             _drop_tag(link)
             continue
         link.set("href", strip_tracking_params(url) if rules.strip_tracking_params else url)
@@ -300,9 +222,9 @@ def _enforce_allowlist(body: etree._Element) -> None:
         if tag not in ALLOWED_TAGS:
             unwrap.append(element)
             continue
-        allowed = ALLOWED_ATTRIBUTES.get(tag, _NO_ATTRIBUTES)  # type: ignore[call-overload]
+        allowed = ALLOWED_ATTRIBUTES.get(tag, _NO_ATTRIBUTES)
         attributes = element.attrib
-        if any(name not in allowed for name in attributes.keys()):
+        if any(name not in allowed for name in attributes):
             # rebuilt rather than deleted one by one: lxml refuses to address names like '{"'
             kept = [(name, value) for name, value in attributes.items() if name in allowed]
             attributes.clear()
@@ -314,11 +236,12 @@ def _enforce_allowlist(body: etree._Element) -> None:
 
 def _prune_empty(body: etree._Element) -> None:
     """Remove elements left with nothing to see, then `<br>`s at the edges of a block."""
-    for element in _EMPTY_XPATH(body):
-        if element.tag in _PRUNED_BLOCKS:
-            _drop_tree(element)
-        else:
-            _drop_tag(element)
+    for element in list(body.iter(*_PRUNED)):
+        if _is_empty(element):
+            if element.tag in _PRUNED_BLOCKS:
+                _drop_tree(element)
+            else:
+                _drop_tag(element)
     for container in [body, *body.iter(*_EDGE_BR_CONTAINERS)]:
         while len(container) and container[0].tag == "br" and not _has_text(container.text):
             _drop_tree(container[0])
@@ -367,6 +290,16 @@ def _append_text_before(node: etree._Element, text: str) -> None:
 
 def _text_of(node: etree._Element) -> str:
     return "" if isinstance(node, etree._Comment) else str(node.xpath("string()"))
+
+
+def _is_empty(element: etree._Element) -> bool:
+    """No text and no image, rule or table anywhere inside (the element's own tail is outside it)."""
+    if _has_text(element.text):
+        return False
+    for descendant in element.iterdescendants():
+        if descendant.tag in _CONTENT_TAGS or _has_text(descendant.text) or _has_text(descendant.tail):
+            return False
+    return True
 
 
 def _marker_kind(node: etree._Element | None) -> str | None:

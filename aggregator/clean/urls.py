@@ -7,6 +7,7 @@ link, so the common case (no query string) returns without parsing anything.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from functools import lru_cache
 from urllib.parse import unquote_plus, urljoin, urlsplit
 
@@ -30,6 +31,9 @@ _C0_AND_SPACE = "".join(chr(code) for code in range(0x21))
 _REMOVE_TAB_NEWLINE = str.maketrans("", "", "\t\n\r")
 # Any other control character left inside a URL makes it garbage.
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+#: host → the path prefixes of the HostRules naming it
+HostIndex = Mapping[str, tuple[str, ...]]
 
 _HOST_SCOPED_PARAMS = frozenset().union(*(names for _, names in TRACKING_PARAMS_ON_HOSTS))
 
@@ -100,15 +104,47 @@ def is_tracking_param(name: str, host: str = "") -> bool:
 
 def matches_host_rule(url: str, rules: tuple[HostRule, ...]) -> bool:
     """Whether an absolute web URL belongs to one of `rules` (host or subdomain, path prefix)."""
-    if not rules:
+    return matches_host_index(url, build_host_index(rules))
+
+
+def build_host_index(rules: tuple[HostRule, ...]) -> HostIndex:
+    """`rules` as host → path prefixes, for matches_host_index on the hot path."""
+    index: dict[str, tuple[str, ...]] = {}
+    for rule in rules:
+        index[rule.host] = index.get(rule.host, ()) + (rule.path_prefix,)
+    return index
+
+
+def matches_host_index(url: str, index: HostIndex) -> bool:
+    if not index:
         return False
-    try:
-        split = urlsplit(url)
-        host = split.hostname or ""
-    except ValueError:
-        return False
-    path = split.path or "/"
-    return any(_host_matches(host, rule.host) and path.startswith(rule.path_prefix) for rule in rules)
+    host, path = _host_and_path(url)
+    labels = host.split(".") if host else []
+    for start in range(len(labels)):
+        prefixes = index.get(".".join(labels[start:]))
+        if prefixes is not None and path.startswith(prefixes):
+            return True
+    return False
+
+
+def _host_and_path(url: str) -> tuple[str, str]:
+    """(lower-case host, path) of "scheme://[user@]host[:port]/path?…"; ("", "") when there is none."""
+    scheme = _SCHEME_RE.match(url)
+    authority_start = scheme.end() if scheme else 0
+    if not url.startswith("//", authority_start):
+        return "", ""
+    rest = url[authority_start + 2:]
+    end = len(rest)
+    for delimiter in "/?#":
+        position = rest.find(delimiter)
+        if 0 <= position < end:
+            end = position
+    authority, path = rest[:end], rest[end:]
+    host = authority.rpartition("@")[2]
+    if host.startswith("["):
+        return "", ""  # IPv6 literals are never rule hosts
+    host = host.partition(":")[0].lower().rstrip(".")
+    return host, (path if path.startswith("/") else "/" + path)
 
 
 def _param_name(pair: str) -> str:

@@ -100,6 +100,11 @@ def publish_categories(
     return changed
 
 
+def is_published(config: Config) -> bool:
+    """Whether a publish has run for this output directory (its index page exists)."""
+    return (output_dir_of(config) / INDEX_FILE).exists()
+
+
 def with_learnt_categories(config: Config, titles: Mapping[str, str]) -> Config:
     """`config` with the categories learnt from sources (filed by medium) added under their titles;
     a category of feeds.toml keeps its configured title."""

@@ -1,0 +1,51 @@
+"""clean/rules.py: the rule tables are well-formed data that the cleaner can compile."""
+
+from __future__ import annotations
+
+import pytest
+
+from aggregator.clean.compiled import compile_rules, css_to_xpath
+from aggregator.clean.rules import (
+    PRESETS,
+    TRACKING_PARAMS,
+    TRACKING_PARAMS_BY_VENDOR,
+    TRACKING_PARAMS_ON_HOSTS,
+    WIDGET_MARKER_RE,
+)
+from aggregator.config import CleanRules
+
+
+@pytest.mark.parametrize("marker", [
+    " EM_StockImg_Start ", "EM_StockImg_Start", "em_stockimg_start", " EM_STOCKIMG_END", "EM-StockImg-End",
+    "EM_Stock_Img_Start", "\nEM_StockImg_End\n",
+])
+def test_widget_marker_variants_are_recognised(marker: str) -> None:
+    assert WIDGET_MARKER_RE.match(marker)
+
+
+@pytest.mark.parametrize("comment", ["IMG#0", "EM_StockImg", "EM_StockImg_Start and more", "StockImg_Start"])
+def test_other_comments_are_not_widget_markers(comment: str) -> None:
+    assert not WIDGET_MARKER_RE.match(comment)
+
+
+def test_every_preset_selector_compiles_and_hosts_are_lower_case() -> None:
+    for presets in PRESETS.values():
+        for preset in presets:
+            for selector in preset.remove + preset.unwrap:
+                assert css_to_xpath(selector)
+            for rule in preset.chart_image_hosts + preset.quote_link_hosts + preset.tracking_image_hosts:
+                assert rule.host == rule.host.lower() and rule.path_prefix.startswith("/")
+    for preset_name in PRESETS:
+        assert compile_rules(CleanRules(preset=preset_name))  # type: ignore[arg-type]
+
+
+def test_default_preset_is_generic_plus_eastmoney() -> None:
+    assert [preset.name for preset in PRESETS["default"]] == ["generic", "eastmoney"]
+    assert PRESETS["none"] == ()
+
+
+def test_tracking_tables_are_lower_case_and_never_name_content() -> None:
+    names = set(TRACKING_PARAMS).union(*(scoped for _, scoped in TRACKING_PARAMS_ON_HOSTS))
+    assert all(name == name.lower() for name in names)
+    assert not names & {"infocode", "id", "p", "page", "mid", "idx", "sn", "__biz", "q", "artcode"}
+    assert TRACKING_PARAMS == frozenset().union(*TRACKING_PARAMS_BY_VENDOR.values())
