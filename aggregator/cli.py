@@ -184,7 +184,7 @@ def _poll(args: argparse.Namespace, out: TextIO) -> int:
                 async def run_pass() -> list[UpdateOutcome]:
                     async with HttpFetcher(config.settings) as fetcher:
                         updater = Updater(config, storage, fetcher, executor=pool)
-                        return await updater.update_sources(sources, on_outcome=progress and progress.advance)
+                        return await updater.update_sources(sources, on_outcome=progress.advance if progress else None)
 
                 outcomes = asyncio.run(run_pass())
             if progress:
