@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     import_opml = command("import-opml", _import_opml, "print [[sources]] blocks for the feeds of an OPML file")
     import_opml.add_argument("file", type=Path)
     import_opml.add_argument("--category", metavar="ID", help="category for the imported sources")
+    import_opml.add_argument("--append", action="store_true",
+                             help="append the blocks to feeds.toml (kept only if the result validates)")
 
     command("export-opml", _export_opml, "print the feed sources as OPML 2.0")
     return parser
@@ -281,28 +283,37 @@ def _clean(args: argparse.Namespace, out: TextIO) -> int:
 def _import_jekyll(args: argparse.Namespace, out: TextIO) -> int:
     from aggregator.importers.jekyll import import_legacy_posts
     from aggregator.progress import Progress
+    from aggregator.publish import publish_categories
     from aggregator.storage import open_storage
 
     config = _load(args)
     storage = open_storage(config.settings.store)
     try:
         with storage.writer_lock(args.lock_timeout):
-            report = import_legacy_posts(storage, config, args.dirs, progress=Progress(None, sys.stderr))
+            progress = None if args.quiet else Progress(None, sys.stderr)
+            report = import_legacy_posts(storage, config, args.dirs, progress=progress)
+            published = publish_categories(storage, config, None)
     finally:
         storage.close()
     print(report.summary(), file=out)
+    print(f"republished: {', '.join(published) or 'nothing'}", file=out)
     return EXIT_OK
 
 
 def _import_opml(args: argparse.Namespace, out: TextIO) -> int:
-    from aggregator.importers.opml import opml_to_toml
+    from aggregator.importers.opml import append_to_config, opml_to_toml
 
     try:
         data = args.file.read_bytes()
     except OSError as exc:
         print(f"aggregator: import-opml: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return EXIT_ERROR
-    print(opml_to_toml(data, category=args.category, known=_load(args)), file=out)
+    blocks = opml_to_toml(data, category=args.category, known=_load(args))
+    if not args.append:
+        print(blocks, file=out)
+        return EXIT_OK
+    config = append_to_config(_config_path(args), blocks, os.environ)
+    print(f"{_config_path(args)}: appended; now {len(config.sources)} sources", file=out)
     return EXIT_OK
 
 

@@ -17,6 +17,7 @@ import functools
 import hashlib
 import os
 import re
+import signal
 import stat
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
@@ -356,6 +357,10 @@ def serve_forever(config: Config, listen: str) -> None:
     server_config = uvicorn.Config(
         create_app(config), host=host, port=port, access_log=False, log_config=None, server_header=False
     )
+    # uvicorn re-raises the signal that stopped it once it has shut down gracefully; with these no-op
+    # handlers in place that re-raise is a no-op too, so SIGTERM ends `serve` with exit 0 like `run`.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: None)
     uvicorn.Server(server_config).run()
 
 

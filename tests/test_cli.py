@@ -7,15 +7,17 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import feedparser
+import httpx
 import pytest
 from lxml import etree
 
 from aggregator.cli import build_parser
-from tests.conftest import REPO_ROOT
+from tests.conftest import DATA_DIR, REPO_ROOT
 from tests.corpus_feeds import Post, atom, read_post, rss
 from tests.fixture_server import FixtureServer, Route
 
@@ -274,3 +276,77 @@ def test_first_poll_publishes_every_feed_even_when_every_source_failed(tmp_path:
     assert "1 failed" in result.stdout
     feed = feedparser.parse((tmp_path / "store" / "feeds" / "a.atom").read_bytes())
     assert not feed.bozo and feed.feed.title == "A" and feed.entries == []
+
+
+def test_import_jekyll_brings_the_legacy_posts_over_once_and_publishes_them(
+    tmp_path: Path, legacy_posts_dir: Path
+) -> None:
+    config = tmp_path / "feeds.toml"
+    config.write_text('[categories.nantongribao]\ntitle = "南通日报新闻"\n')
+    first = run_cli("import-jekyll", str(legacy_posts_dir), "--config", str(config))
+    assert first.returncode == 0, first.stderr
+    assert "47 articles: 47 new" in first.stdout
+    assert "skipped" in first.stdout and "init" in first.stdout
+    feed = feedparser.parse((tmp_path / "store" / "feeds" / "nantongribao.atom").read_bytes())
+    [entry] = feed.entries
+    assert entry.title == "聚焦可持续发展 中天科技全面启动绿色低碳制造行动"
+    assert entry.published.endswith("+08:00")
+    assert "EM_StockImg" not in entry.content[0].value
+    second = run_cli("import-jekyll", str(legacy_posts_dir), "--config", str(config))
+    assert "0 new, 0 updated" in second.stdout, second.stdout
+    assert "republished: nothing" in second.stdout
+
+
+def test_import_opml_prints_sources_and_appends_them_only_when_the_config_stays_valid(tmp_path: Path) -> None:
+    opml = DATA_DIR / "opml" / "folders_become_categories.opml"
+    config = tmp_path / "feeds.toml"
+    config.write_text('[categories.a]\ntitle = "A"\n')
+    printed = run_cli("import-opml", str(opml), "--config", str(config))
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout.strip() == (DATA_DIR / "opml" / "folders_become_categories.expected.toml").read_text().strip()
+    appended = run_cli("import-opml", str(opml), "--append", "--config", str(config))
+    assert appended.returncode == 0, appended.stderr
+    assert run_cli("check", "--config", str(config)).returncode == 0
+    exported = run_cli("export-opml", "--config", str(config))
+    assert exported.returncode == 0
+    assert "http://www.ntrb.com.cn/rss/economy.xml" in exported.stdout
+    again = run_cli("import-opml", str(opml), "--config", str(config))
+    assert "[[sources]]" not in again.stdout, "sources already in feeds.toml are not offered twice"
+
+
+def test_import_opml_append_leaves_the_config_untouched_when_the_result_is_invalid(tmp_path: Path) -> None:
+    opml = DATA_DIR / "opml" / "folders_become_categories.opml"
+    config = tmp_path / "feeds.toml"
+    original = '[settings]\ninterval = "soon"\n'
+    config.write_text(original)
+    result = run_cli("import-opml", str(opml), "--append", "--config", str(config))
+    assert result.returncode == 2
+    assert config.read_text() == original
+
+
+def test_serve_command_serves_the_published_feeds_until_terminated(tmp_path: Path) -> None:
+    config = tmp_path / "feeds.toml"
+    port = _closed_port()
+    config.write_text(f'[settings]\nlisten = "127.0.0.1:{port}"\n\n[categories.a]\ntitle = "A"\n')
+    assert run_cli("build", "--config", str(config)).returncode == 0
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    command = [sys.executable, "-m", "aggregator", "serve", "--config", str(config)]
+    with subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as server:
+        try:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    response = httpx.get(f"http://127.0.0.1:{port}/feeds/a.atom", timeout=2)
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, "serve did not start listening within 20 s"
+                    time.sleep(0.1)
+            assert response.status_code == 200
+            assert response.headers["content-type"] == "application/atom+xml; charset=utf-8"
+            etag = response.headers["etag"]
+            again = httpx.get(f"http://127.0.0.1:{port}/feeds/a.atom", headers={"If-None-Match": etag})
+            assert again.status_code == 304
+        finally:
+            server.terminate()
+            _, stderr = server.communicate(timeout=20)
+    assert server.returncode == 0, stderr

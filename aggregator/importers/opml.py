@@ -1,4 +1,4 @@
-"""Move feed sources in and out as OPML 2.0: `import-opml` prints [[sources]] blocks, `export-opml` writes a list.
+"""Move feed sources in and out as OPML 2.0: `import-opml` prints (or appends) [[sources]] blocks, `export-opml` writes a list.
 
 OPML 2.0 (http://opml.org/spec2.opml, "subscription lists"): a feed is an `<outline>` with an
 `xmlUrl` (type "rss" whatever the format); outlines nesting feeds are folders. A folder becomes the
@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from aggregator.categories import medium_slug
-from aggregator.config import Config
+from aggregator.config import Config, parse_config
 from aggregator.errors import AggregatorError
 from aggregator.parse.charset import CharsetError, decode_document
 from aggregator.parse.xml_safety import strip_prolog
@@ -148,3 +149,17 @@ def _toml_string(value: str) -> str:
     # JSON string escapes are TOML basic-string escapes (TOML 1.0 "String"); DEL is the one
     # control character JSON leaves as it is and TOML does not allow
     return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007F")
+
+
+def append_to_config(config_path: Path, blocks: str, env: Mapping[str, str]) -> Config:
+    """Append `blocks` to feeds.toml, keeping the edit only when the whole file still validates.
+
+    The file is replaced atomically; on a ConfigError it is left exactly as it was.
+    """
+    original = config_path.read_text(encoding="utf-8")
+    updated = original.rstrip("\n") + "\n\n" + blocks.strip("\n") + "\n"
+    config = parse_config(updated, config_path, env)  # raises ConfigError, file untouched
+    temporary = config_path.with_name(f".{config_path.name}.tmp")
+    temporary.write_text(updated, encoding="utf-8")
+    temporary.replace(config_path)
+    return config
