@@ -14,9 +14,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /srv/aggregator
 
 # Dependencies and code first, the often-edited feeds.toml last, so an edit rebuilds one layer.
-COPY pyproject.toml README.md ./
-COPY aggregator ./aggregator
-RUN pip install '.[postgresql]'
+# Built from a scratch folder that is then removed: no source tree, build/ or egg-info is left in the
+# working directory, where `python -m aggregator` would import it instead of the installed package.
+COPY pyproject.toml README.md /tmp/src/
+COPY aggregator /tmp/src/aggregator
+RUN pip install '/tmp/src[postgresql]' && rm -rf /tmp/src
 COPY feeds.toml ./
 
 # Relative paths in feeds.toml resolve against its folder: store/aggregator.db and store/feeds/

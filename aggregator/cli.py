@@ -15,13 +15,16 @@ import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from aggregator import __version__
-from aggregator.config import Config, load_config
+from aggregator.config import Config, SourceConfig, load_config
 from aggregator.errors import AggregatorError, ConfigError, StoreLockedError
 from aggregator.log import setup_logging
 from aggregator.models import UpdateOutcome
+
+if TYPE_CHECKING:
+    from aggregator.storage import Storage
 
 EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
 
@@ -124,6 +127,10 @@ def _config_path(args: argparse.Namespace) -> Path:
     return Path(os.environ.get("AGGREGATOR_CONFIG", "feeds.toml"))
 
 
+def _config_named(args: argparse.Namespace) -> bool:
+    return args.config is not None or "AGGREGATOR_CONFIG" in os.environ
+
+
 def _load(args: argparse.Namespace) -> Config:
     return load_config(_config_path(args), os.environ)
 
@@ -157,11 +164,7 @@ def _store_hints(config: Config) -> list[tuple[str, str]]:
 
 
 def _poll(args: argparse.Namespace, out: TextIO) -> int:
-    from aggregator.fetch import HttpFetcher
-    from aggregator.progress import Progress
-    from aggregator.publish import is_published, publish_categories
     from aggregator.storage import open_storage
-    from aggregator.update import Updater, select_due, utc_now
 
     config = _load(args)
     unknown = sorted(set(args.source) - {s.name for s in config.sources})
@@ -171,35 +174,57 @@ def _poll(args: argparse.Namespace, out: TextIO) -> int:
     storage = open_storage(config.settings.store)
     try:
         with storage.writer_lock(args.lock_timeout):
-            if args.source:
-                sources = [s for s in config.sources if s.name in set(args.source)]
-            elif args.all:
-                sources = [s for s in config.sources if s.enabled]
-            else:
-                sources = select_due(config, storage.get_source_states(), utc_now())
-            progress = None if args.quiet else Progress(total=len(sources), stream=sys.stderr)
-            # Fork the parse/clean workers before any thread or event loop exists.
-            workers = min(os.cpu_count() or 1, 8)
-            use_pool = len(sources) > 1 and workers > 1
-            with ProcessPoolExecutor(max_workers=workers) if use_pool else contextlib.nullcontext() as pool:
-
-                async def run_pass() -> list[UpdateOutcome]:
-                    async with HttpFetcher(config.settings) as fetcher:
-                        updater = Updater(config, storage, fetcher, executor=pool)
-                        return await updater.update_sources(sources, on_outcome=progress.advance if progress else None)
-
-                outcomes = asyncio.run(run_pass())
-            if progress:
-                progress.close()
-            changed = sorted({c for o in outcomes for c in o.changed_categories})
-            if not is_published(config):  # the first pass publishes every feed, even empty ones
-                published = publish_categories(storage, config, None)
-            else:
-                published = publish_categories(storage, config, changed) if changed else []
+            sources = _sources_to_poll(args, config, storage)
+            outcomes = _poll_pass(config, storage, sources, quiet=args.quiet > 0)
+            published = _publish_after_poll(config, storage, outcomes)
     finally:
         storage.close()
     _print_summary(outcomes, published, out)
     return EXIT_OK
+
+
+def _sources_to_poll(args: argparse.Namespace, config: Config, storage: Storage) -> list[SourceConfig]:
+    """--source names (even disabled ones), else every enabled source with --all, else the due ones."""
+    from aggregator.update import select_due, utc_now
+
+    if args.source:
+        return [s for s in config.sources if s.name in set(args.source)]
+    if args.all:
+        return [s for s in config.sources if s.enabled]
+    return select_due(config, storage.get_source_states(), utc_now())
+
+
+def _poll_pass(config: Config, storage: Storage, sources: list[SourceConfig], *, quiet: bool) -> list[UpdateOutcome]:
+    """Fetch concurrently in the event loop; parse and clean in a process pool of one worker per core."""
+    from aggregator.fetch import HttpFetcher
+    from aggregator.progress import Progress
+    from aggregator.update import Updater
+
+    progress = None if quiet else Progress(total=len(sources), stream=sys.stderr)
+    # Fork the parse/clean workers before any thread or event loop exists.
+    workers = min(os.cpu_count() or 1, 8)
+    use_pool = len(sources) > 1 and workers > 1
+    with ProcessPoolExecutor(max_workers=workers) if use_pool else contextlib.nullcontext() as pool:
+
+        async def run_pass() -> list[UpdateOutcome]:
+            async with HttpFetcher(config.settings) as fetcher:
+                updater = Updater(config, storage, fetcher, executor=pool)
+                return await updater.update_sources(sources, on_outcome=progress.advance if progress else None)
+
+        outcomes = asyncio.run(run_pass())
+    if progress:
+        progress.close()
+    return outcomes
+
+
+def _publish_after_poll(config: Config, storage: Storage, outcomes: Sequence[UpdateOutcome]) -> list[str]:
+    """Republish the categories that changed; the first pass publishes every feed, even empty ones."""
+    from aggregator.publish import is_published, publish_categories
+
+    if not is_published(config):
+        return publish_categories(storage, config, None)
+    changed = sorted({c for o in outcomes for c in o.changed_categories})
+    return publish_categories(storage, config, changed) if changed else []
 
 
 def _print_summary(outcomes: Sequence[UpdateOutcome], published: Sequence[str], out: TextIO) -> None:
@@ -269,8 +294,13 @@ def _clean(args: argparse.Namespace, out: TextIO) -> int:
 
     rules, base_url = CleanRules(), args.base_url
     if args.source:
-        source = _load(args).source(args.source)
+        source = next((s for s in _load(args).sources if s.name == args.source), None)
+        if source is None:
+            print(f"aggregator: unknown source: {args.source}", file=sys.stderr)
+            return EXIT_CONFIG
         rules, base_url = source.clean, base_url or source.url
+    elif _config_named(args) or _config_path(args).exists():
+        _load(args)  # not needed without --source, but an invalid config stops this command too
     try:
         html = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8", errors="replace")
     except OSError as exc:

@@ -12,6 +12,9 @@ from pydantic import BaseModel
 
 from aggregator.config import Config
 
+#: settings the daemon takes once at start (it holds the store's lock and the listening socket)
+RESTART_SETTINGS = ("store", "listen")
+
 
 @dataclass(frozen=True, slots=True)
 class ConfigDiff:
@@ -76,3 +79,18 @@ def diff_configs(old: Config, new: Config) -> ConfigDiff:
 
 def _changed_keys(old: BaseModel, new: BaseModel) -> tuple[str, ...]:
     return tuple(key for key in type(old).model_fields if getattr(old, key) != getattr(new, key))
+
+
+def keep_restart_settings(running: Config, new: Config) -> tuple[Config, dict[str, object]]:
+    """`new` with the RESTART_SETTINGS put back to their `running` values, and those values by key.
+
+    A reload applies everything else at once; these wait for a restart, and the caller says so.
+    """
+    kept = {
+        key: getattr(running.settings, key)
+        for key in RESTART_SETTINGS
+        if getattr(running.settings, key) != getattr(new.settings, key)
+    }
+    if not kept:
+        return new, kept
+    return new.model_copy(update={"settings": new.settings.model_copy(update=kept)}), kept

@@ -3,8 +3,9 @@
 The daemon is the store's single writer: it holds `storage.writer_lock` for its whole life, polls
 through one Updater (which touches storage only in the event loop's thread), publishes from one task
 (never two writers of a feed file) and serves feeds, /healthz and /metrics from a uvicorn thread.
-When to poll next is decided elsewhere (schedule.py through update.py): the daemon follows each
-outcome's `next_poll_at`. The only module importing apscheduler (3.x, see pyproject.toml).
+When to poll next is decided in schedule.py (through update.py): the daemon follows each outcome's
+`next_poll_at`. The only module that runs apscheduler (3.x, see pyproject.toml); config_values.py
+only uses it to check cron expressions.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import logging
 import signal
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,14 +32,14 @@ from apscheduler.triggers.interval import IntervalTrigger
 from starlette.types import ASGIApp
 
 from aggregator.config import Config, SourceConfig, load_config
-from aggregator.config_diff import ConfigDiff, diff_configs
+from aggregator.config_diff import ConfigDiff, diff_configs, keep_restart_settings
 from aggregator.daemon_http import HttpThread, SwappableApp, bind_listener, create_metrics_app, listener_url
 from aggregator.daemon_publish import PublishQueue
 from aggregator.errors import ConfigError, StorageError
 from aggregator.fetch import HttpFetcher
 from aggregator.metrics import Metrics
 from aggregator.models import SourceState, UpdateOutcome
-from aggregator.schedule import is_retired, spread_offset
+from aggregator.schedule import follow_outcome, is_retired, resume_at, spread_offset
 from aggregator.serve import create_app
 from aggregator.storage import Storage, open_storage
 from aggregator.update import Updater, utc_now
@@ -49,9 +50,11 @@ log = logging.getLogger("aggregator.daemon")
 WRITER_LOCK_WAIT_SECONDS = 60.0
 #: in-flight polls get this long after SIGTERM; `docker stop` sends SIGKILL 10 s after SIGTERM
 SHUTDOWN_GRACE_SECONDS = 8.0
+#: how often feeds.toml's signature (mtime, inode, size) is compared
 CONFIG_CHECK_SECONDS = 1.0
 #: a changed feeds.toml must stay the same this long before it is read
 CONFIG_SETTLE_SECONDS = 0.2
+#: how often the scheduler proves it runs jobs, for /healthz
 HEARTBEAT_SECONDS = 1.0
 #: /healthz fails when the scheduler has not run its heartbeat job for this long
 HEARTBEAT_STALE_SECONDS = 15.0
@@ -61,8 +64,6 @@ RELOAD_SPREAD = timedelta(seconds=10)
 CRON_JITTER_SECONDS = 30
 #: threads for parsing and cleaning, so a large document does not stall the event loop's timers
 WORKER_THREADS = 2
-#: settings taken once at start; a reload that changes them is logged, and applied by a restart
-RESTART_SETTINGS = ("store", "listen")
 
 
 def run_daemon(config_path: Path, *, listen: str | None, env: Mapping[str, str]) -> int:
@@ -84,38 +85,6 @@ def run_daemon(config_path: Path, *, listen: str | None, env: Mapping[str, str])
     finally:
         storage.close()
     return 0
-
-
-def resume_at(
-    name: str, stored: datetime | None, interval: timedelta, max_delay: timedelta, now: datetime
-) -> datetime:
-    """First poll after a start: the stored next-poll time when still ahead, else soon, spread by name.
-
-    A restart therefore never polls everything at once. `max_delay` bounds a stored time that lies
-    absurdly far ahead (the clock was wrong when it was stored).
-    """
-    if stored is not None and stored > now:
-        return min(stored, now + max_delay)
-    return now + spread_offset(name, interval)
-
-
-def follow_outcome(
-    outcome: UpdateOutcome,
-    now: datetime,
-    interval: timedelta,
-    next_cron_fire: Callable[[datetime], datetime | None] | None,
-) -> datetime | None:
-    """When a source's job runs next after a poll; None keeps the time its trigger already chose.
-
-    An interval source follows the outcome's next_poll_at (interval, server hints, backoff, all decided
-    in schedule.py). A cron source (`next_cron_fire` gives its first fire time at or after a moment)
-    keeps its cron times, except that after a failure it waits for the backoff or Retry-After.
-    """
-    if next_cron_fire is None:
-        return outcome.next_poll_at or now + interval
-    if outcome.error is None or outcome.next_poll_at is None:
-        return None
-    return next_cron_fire(outcome.next_poll_at)
 
 
 def cron_trigger(expression: str, timezone: str) -> CronTrigger:
@@ -223,16 +192,25 @@ class Daemon:
             # Validators and next-poll times remembered for an older URL do not apply to this one.
             stored = state.next_poll_at if state.config_url in (None, source.url) else None
             max_delay = max(interval, settings.max_interval, settings.max_backoff)
-            self._schedule(source, resume_at(source.name, stored, interval, max_delay, now))
-            scheduled += 1
+            scheduled += self._schedule(source, resume_at(source.name, stored, interval, max_delay, now))
         return scheduled
 
-    def _schedule(self, source: SourceConfig, first_run: datetime) -> None:
+    def _schedule(self, source: SourceConfig, first_run: datetime) -> bool:
+        """Add the source's job, first run at `first_run` (a cron source: its first cron time from there)."""
         trigger = self._trigger_for(source)
         if isinstance(trigger, CronTrigger):
-            first_run = trigger.get_next_fire_time(None, first_run)
+            # first_run may be a stored cron time that includes its jitter: look from the start of the
+            # jitter window, or that very fire would be passed over for the next one
+            fire = trigger.get_next_fire_time(None, first_run - timedelta(seconds=CRON_JITTER_SECONDS))
+            if fire is None:
+                log.warning("daemon: source=%s: cron %r never fires; not scheduled", source.name, source.cron,
+                            extra={"source": source.name})
+                return False
+            first_run = fire
+            self._remember_next_poll(source.name, first_run)
         self._scheduler.add_job(self._poll_job, trigger, args=(source.name,), id=source.name,
                                 name=f"poll {source.name}", replace_existing=True, next_run_time=first_run)
+        return True
 
     def _unschedule(self, name: str) -> None:
         with contextlib.suppress(JobLookupError):
@@ -257,49 +235,75 @@ class Daemon:
         return self._scheduler.running and time.monotonic() - self._heartbeat < HEARTBEAT_STALE_SECONDS
 
     async def _poll_job(self, name: str) -> None:
-        task = asyncio.current_task()
-        assert task is not None  # APScheduler runs coroutine jobs as tasks
+        """The job's run: hold the job and start the poll as a task of the daemon's own.
+
+        The job stays paused until the poll has decided its next run. Polling inside the job instead
+        would let a poll outlasting its interval find the job due again, and APScheduler would log
+        "maximum number of running instances reached" every interval.
+        """
         source, updater = self._sources.get(name), self._updater
         if source is None or updater is None:
             return
+        with contextlib.suppress(JobLookupError):
+            self._scheduler.pause_job(name)
+        task = asyncio.create_task(self._poll(source, updater), name=f"poll {name}")
         self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    async def _poll(self, source: SourceConfig, updater: Updater) -> None:
+        outcome: UpdateOutcome | None
         try:
             outcome = await updater.update_source(source)
         except StorageError as e:
-            # `e` names the store and the source; the job's trigger brings the next attempt
-            log.error("%s; polling it again later", e, extra={"source": name})
-            return
+            # `e` names the store and the source; nothing was recorded, so the job decides alone
+            log.error("%s; polling it again later", e, extra={"source": source.name})
+            outcome = None
         except asyncio.CancelledError:
             # Storage writes are synchronous, so a cancelled poll saved all of itself or nothing.
-            log.warning("daemon: source=%s poll cancelled at shutdown; it is repeated next start", name,
-                        extra={"source": name})
+            log.warning("daemon: source=%s poll cancelled at shutdown; it is repeated next start", source.name,
+                        extra={"source": source.name})
             return
-        finally:
-            self._in_flight.discard(task)
         self._after_poll(source, outcome)
 
-    def _after_poll(self, source: SourceConfig, outcome: UpdateOutcome) -> None:
-        now = utc_now()
-        self._metrics.record_outcome(outcome, now)
-        if outcome.changed_categories:
+    def _after_poll(self, source: SourceConfig, outcome: UpdateOutcome | None) -> None:
+        if outcome is not None and outcome.changed_categories:
             self._publisher.request(outcome.changed_categories)
+        if outcome is not None and source.name in self._sources:  # a removed source's series stay dropped
+            self._metrics.record_outcome(outcome, utc_now())
         if self._sources.get(source.name) != source:
             return  # a reload changed or removed the source meanwhile, and rescheduled it
-        if outcome.status == "retired":
+        if outcome is not None and outcome.status == "retired":
             log.warning("daemon: source=%s is gone (HTTP 410); not polled until its url in feeds.toml "
                         "changes", source.name, extra={"source": source.name})
             self._unschedule(source.name)
             return
+        self._resume(source, outcome)
+
+    def _resume(self, source: SourceConfig, outcome: UpdateOutcome | None) -> None:
+        """Release the job held during its poll, at the time schedule.follow_outcome decides."""
         job = self._scheduler.get_job(source.name)
         if job is None:
             return
         next_cron_fire = None
         if isinstance(job.trigger, CronTrigger):
             next_cron_fire = functools.partial(job.trigger.get_next_fire_time, None)
-        next_run = follow_outcome(outcome, now, self._config.interval_of(source), next_cron_fire)
-        if next_run is not None:
-            with contextlib.suppress(JobLookupError):  # removed by a reload meanwhile
-                job.modify(next_run_time=next_run)
+        next_run = follow_outcome(outcome, utc_now(), self._config.interval_of(source), next_cron_fire)
+        job.modify(next_run_time=next_run)  # None (a cron that never fires again) leaves it paused
+        if next_cron_fire is not None:
+            self._remember_next_poll(source.name, next_run)
+
+    def _remember_next_poll(self, name: str, next_run: datetime | None) -> None:
+        """Store a cron source's real next poll over the interval-based one update.py stored.
+
+        `status` shows it and a restart resumes from it. Interval sources need no write: their job runs
+        at the stored next_poll_at.
+        """
+        try:
+            state = self._storage.get_source_states().get(name)
+            if state is not None and state.next_poll_at != next_run:
+                self._storage.save_source_state(state.replace(next_poll_at=next_run))
+        except StorageError as e:
+            log.error("%s; `status` may show an old next poll for source=%s", e, name, extra={"source": name})
 
     # --- configuration ------------------------------------------------------------------------
 
@@ -332,25 +336,15 @@ class Daemon:
             for problem in e.problems:
                 log.error("config: %s", problem)
             return
-        new = self._keep_restart_settings(new)
+        new, kept = keep_restart_settings(self._config, new)
+        for key, value in kept.items():
+            log.warning("config: settings.%s changed; restart the daemon to apply it (still %s)", key, value)
         diff = diff_configs(self._config, new)
         if diff.is_empty():
             log.info("config: %s reloaded (%s): nothing changed", self._config_path, reason)
             return
         log.info("config: %s reloaded (%s): %s", self._config_path, reason, "; ".join(diff.describe()))
         await self._apply_config(new, diff)
-
-    def _keep_restart_settings(self, new: Config) -> Config:
-        kept = {
-            key: getattr(self._config.settings, key)
-            for key in RESTART_SETTINGS
-            if getattr(self._config.settings, key) != getattr(new.settings, key)
-        }
-        for key, value in kept.items():
-            log.warning("config: settings.%s changed; restart the daemon to apply it (still %s)", key, value)
-        if not kept:
-            return new
-        return new.model_copy(update={"settings": new.settings.model_copy(update=kept)})
 
     async def _apply_config(self, new: Config, diff: ConfigDiff) -> None:
         self._config = self._publisher.config = new
@@ -368,8 +362,7 @@ class Daemon:
             if name in diff.added_sources or name in diff.changed_sources:
                 self._unschedule(name)
                 if source.enabled:
-                    first_run = now + spread_offset(name, min(new.interval_of(source), RELOAD_SPREAD))
-                    self._schedule(source, first_run)
+                    self._schedule(source, now + spread_offset(name, min(new.interval_of(source), RELOAD_SPREAD)))
             else:
                 # the default interval or timezone may have changed; the next poll time stays
                 with contextlib.suppress(JobLookupError):

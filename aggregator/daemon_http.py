@@ -19,6 +19,7 @@ from aggregator.serve import parse_listen
 
 #: seconds uvicorn gives open connections to finish at shutdown
 GRACEFUL_SHUTDOWN_SECONDS = 2
+#: how long stop() waits for the thread; past it the process exits anyway (a daemon thread)
 THREAD_JOIN_SECONDS = 5.0
 
 

@@ -20,6 +20,7 @@ log = logging.getLogger("aggregator.daemon")
 
 #: polls finishing within this long of each other are published in one pass
 PUBLISH_DEBOUNCE_SECONDS = 1.0
+#: a failed pass (disk full, store locked) is retried after this long, with its categories kept
 PUBLISH_RETRY_SECONDS = 60.0
 
 

@@ -60,12 +60,7 @@ def first_per_article(candidates: Iterable[Candidate]) -> list[Candidate]:
 
 def needs_cleaning(candidate: Candidate, stored: StoredItem | None) -> bool:
     """False when this source already sent exactly this and the item is already in its categories."""
-    if stored is None:
-        return True
-    return (
-        stored.raw_hashes.get(candidate.source_name) != candidate.raw_hash
-        or not candidate.categories <= stored.categories
-    )
+    return stored is None or _tells_something_new(candidate, stored)
 
 
 def plan_changes(
@@ -95,10 +90,7 @@ def plan_changes(
                 published=item.published or existing.published,
                 first_seen=existing.first_seen,
             )
-        elif (
-            existing.raw_hashes.get(candidate.source_name) != candidate.raw_hash
-            or not item.categories <= existing.categories
-        ):
+        elif _tells_something_new(candidate, existing):
             action = "link"
             planned = dataclasses.replace(
                 item,
@@ -113,6 +105,14 @@ def plan_changes(
             ItemChange(action=action, item=planned, source_name=candidate.source_name, raw_hash=candidate.raw_hash)
         )
     return changes
+
+
+def _tells_something_new(candidate: Candidate, stored: StoredItem) -> bool:
+    """This source sent something else than last time, or files the item under a category it lacks."""
+    return (
+        stored.raw_hashes.get(candidate.source_name) != candidate.raw_hash
+        or not candidate.categories <= stored.categories
+    )
 
 
 def _iso(value: datetime | None) -> str | None:

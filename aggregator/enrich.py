@@ -35,26 +35,17 @@ DEFAULT_CONCURRENCY = 4
 
 
 async def complete_items(
-    fetcher: Fetcher,
-    source: SourceConfig,
-    items: Sequence[RawItem],
-    *,
-    concurrency: int = DEFAULT_CONCURRENCY,
-    timeout_seconds: float | None = None,
+    fetcher: Fetcher, source: SourceConfig, items: Sequence[RawItem], *, concurrency: int = DEFAULT_CONCURRENCY
 ) -> list[RawItem]:
     """`items` in the same order, each with its body filled in where one could be fetched.
 
-    `timeout_seconds` bounds each item's fetches on top of the fetcher's own timeout.
+    Each fetch is bounded by the fetcher (its timeout, and a deadline for the whole response).
     """
     bound = asyncio.Semaphore(concurrency)
 
     async def one(item: RawItem) -> RawItem:
         async with bound:
-            try:
-                return await asyncio.wait_for(_complete_item(fetcher, source, item), timeout_seconds)
-            except TimeoutError:
-                _log_lost(source, item, "timed out", f"after {timeout_seconds}s")
-                return item
+            return await _complete_item(fetcher, source, item)
 
     return list(await asyncio.gather(*(one(item) for item in items)))
 
@@ -63,24 +54,26 @@ async def fetch_list_pages(fetcher: Fetcher, source: SourceConfig, first: Fetche
     """The list pages after `first` (kind = "html", `next_page_selector`), at most `max_pages` in all.
 
     Stops at the first page without a next link, at a link back to a page already read, or at a
-    failed fetch (logged; the pages read so far are kept).
+    page that cannot be fetched or read as HTML (logged; the pages read so far are kept, so a broken
+    page 3 never costs the items of pages 1 and 2). An unreadable `first` is left to its parser to report.
     """
     pages: list[Fetched] = []
     seen = {first.url, first.final_url}
-    current = first
-    while 1 + len(pages) < source.max_pages:
-        url = next_page_url(current, source)
-        if url is None or url in seen:
-            break
+    try:
+        url = await asyncio.to_thread(next_page_url, first, source)
+    except ParseError:
+        return pages
+    while url is not None and url not in seen and 1 + len(pages) < source.max_pages:
         seen.add(url)
         try:
-            current = await fetcher.fetch_url(source, url)
-        except FetchError as e:
-            log.warning("enrich: source=%s list page %s not fetched, keeping %d page(s): %s",
+            page = await fetcher.fetch_url(source, url)
+            url = await asyncio.to_thread(next_page_url, page, source)
+        except (FetchError, ParseError) as e:
+            log.warning("enrich: source=%s list page %s not read, keeping %d page(s): %s",
                         source.name, url, 1 + len(pages), e, extra={"source": source.name, "url": url})
             break
-        seen.add(current.final_url)
-        pages.append(current)
+        seen.add(page.final_url)
+        pages.append(page)
     return pages
 
 

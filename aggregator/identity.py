@@ -8,8 +8,10 @@ first match wins:
 1. the source's explicit id field (JSON `infoCode`);
 2. an `infoCode` query parameter (name matched case-insensitively) in the link or the GUID;
 3. an eastmoney article URL shape: `/a/<18 digits>.html` or `/news/<column>,<18 digits>.html`;
-4. the GUID: a URL GUID is canonicalised like a link; any other GUID is only unique within its source,
-   so it is namespaced `guid:<source>:<guid>`;
+4. the GUID: an eastmoney infoCode GUID (`NW<18 digits>`, as Chinese CMSes put in `<guid>`) is that
+   article's id; a URL GUID is canonicalised like a link; any other GUID is only unique within its
+   source, so it is namespaced `guid:<source>:<guid>`. A bare 18-digit GUID stays namespaced: other
+   CMSes number items with 18-digit ids too (snowflake ids), and two sources' items must not merge;
 5. the canonical link (tracking parameters and fragment removed) as `url:<link>`;
 6. a hash of title and body, namespaced by source, as `hash:<source>:<hex>`.
 
@@ -30,6 +32,8 @@ from aggregator.models import RawItem
 _EASTMONEY_ID = re.compile(r"^(?:NW)?(\d{18})$", re.IGNORECASE)
 #: other infoCode families (announcements `AN…`, research `AP…`) are kept as given, upper-cased
 _INFO_CODE = re.compile(r"^[A-Z]{2}\d{12,24}$", re.IGNORECASE)
+#: a GUID naming an eastmoney article: the NW prefix is what makes it safe to share across sources
+_EASTMONEY_GUID = re.compile(r"^NW(\d{18})$", re.IGNORECASE)
 #: /a/202201242257831752.html and /news/1344,202201242257831752.html (column list in the corpus README)
 _EASTMONEY_PATH = re.compile(r"/(?:a/|news/\d+,)(\d{18})\.html?$", re.IGNORECASE)
 
@@ -43,6 +47,8 @@ def article_id(raw: RawItem, source_name: str) -> str:
             return code
     if raw.guid and raw.guid.strip():
         guid = raw.guid.strip()
+        if match := _EASTMONEY_GUID.match(guid):
+            return "NW" + match.group(1)
         if _is_http_url(guid):
             return "url:" + canonical_url(guid)
         return f"guid:{source_name}:{guid}"

@@ -87,17 +87,18 @@ class Metrics:
         """Count one poll; `finished_at` stamps a success (the outcome itself carries no time)."""
         name = outcome.source_name
         self.polls.labels(name, outcome.status).inc()
-        if outcome.status in ("skipped", "retired"):
-            return
+        if outcome.error is None and outcome.status in ("skipped", "retired"):
+            return  # nothing was fetched (a "retired" outcome with an error is the 410 answer itself)
         self.fetch_seconds.observe(outcome.fetch_seconds)
         self.bytes_fetched.labels(name).inc(outcome.bytes_fetched)
         self.items_inserted.labels(name).inc(outcome.inserted)
         self.items_updated.labels(name).inc(outcome.updated)
-        if outcome.status in SUCCESS_STATUSES:
+        if outcome.error is not None:
+            # counted like the store counts it, so the gauge agrees with `status` and survives restarts
+            self.consecutive_failures.labels(name).inc()
+        elif outcome.status in SUCCESS_STATUSES:
             self.consecutive_failures.labels(name).set(0)
             self.last_success.labels(name).set(finished_at.timestamp())
-        elif outcome.status == "error":
-            self.consecutive_failures.labels(name).inc()
 
     def forget_source(self, name: str) -> None:
         """Drop every series of a source that left the configuration."""

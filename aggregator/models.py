@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-Stage = Literal["config", "fetch", "parse", "identity", "clean", "store", "publish", "update"]
 SourceStatus = Literal["ok", "failing", "retired", "disabled", "new"]
 
 

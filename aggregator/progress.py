@@ -33,18 +33,18 @@ class Progress:
     """Progress over `total` polls (None: unknown) on `stream`: `advance` per outcome, then `close`."""
 
     def __init__(self, total: int | None, stream: TextIO) -> None:
-        self.total = total
-        self.done = 0
-        self.failed = 0
+        self._total = total
+        self._done = 0
+        self._failed = 0
         self._stream = stream
         self._is_tty = stream.isatty()
         self._bar_shown = False
 
     def advance(self, outcome: UpdateOutcome) -> None:
-        self.done += 1
+        self._done += 1
         line = describe_outcome(outcome)
         if outcome.error is not None:
-            self.failed += 1
+            self._failed += 1
         if not self._is_tty:
             self._stream.write(f"[{self._count()}] {line}\n")
         elif outcome.error is not None:
@@ -62,16 +62,16 @@ class Progress:
             self._bar_shown = False
 
     def _count(self) -> str:
-        if self.total is None:
-            return str(self.done)
-        return f"{self.done:>{len(str(self.total))}}/{self.total}"
+        if self._total is None:
+            return str(self._done)
+        return f"{self._done:>{len(str(self._total))}}/{self._total}"
 
     def _render_bar(self, last_line: str) -> str:
-        failed = f", {self.failed} failed" if self.failed else ""
-        if self.total is None:
-            bar = f"{self.done} done{failed}  {last_line}"
+        failed = f", {self._failed} failed" if self._failed else ""
+        if self._total is None:
+            bar = f"{self._done} done{failed}  {last_line}"
         else:
-            filled = min(BAR_CELLS * self.done // self.total, BAR_CELLS) if self.total else BAR_CELLS
+            filled = min(BAR_CELLS * self._done // self._total, BAR_CELLS) if self._total else BAR_CELLS
             bar = f"[{'#' * filled}{'.' * (BAR_CELLS - filled)}] {self._count()}{failed}  {last_line}"
         return _fit(bar, shutil.get_terminal_size().columns)
 

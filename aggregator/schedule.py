@@ -1,16 +1,19 @@
 """Decide when each source is polled next: pure functions of the response, the failures and `now`.
 
 Nothing here reads the clock or the config; callers pass `now`, intervals and a jitter value, so every
-decision is a table test away (like reader's `HTTPInfo.get_update_after(now)`).
+decision is a table test away (like reader's `HTTPInfo.get_update_after(now)`). The daemon's own timing
+(where a source resumes after a restart, when its job runs after a poll) is decided here too.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+
+from aggregator.models import UpdateOutcome
 
 #: a Retry-After or freshness lifetime longer than this is a broken header, not advice; the cap also keeps
 #: `now + delay` far from datetime's overflow
@@ -127,6 +130,41 @@ def spread_offset(source_name: str, interval: timedelta) -> timedelta:
 def is_due(next_poll_at: datetime | None, now: datetime) -> bool:
     """Whether a source should be polled at `now`; one never polled is due."""
     return next_poll_at is None or next_poll_at <= now
+
+
+def resume_at(
+    name: str, stored: datetime | None, interval: timedelta, max_delay: timedelta, now: datetime
+) -> datetime:
+    """First poll after a start: the stored next-poll time when still ahead, else soon, spread by name.
+
+    A restart therefore never polls everything at once. `max_delay` bounds a stored time that lies
+    absurdly far ahead (the clock was wrong when it was stored).
+    """
+    if stored is not None and stored > now:
+        return min(stored, now + max_delay)
+    return now + spread_offset(name, interval)
+
+
+def follow_outcome(
+    outcome: UpdateOutcome | None,
+    now: datetime,
+    interval: timedelta,
+    next_cron_fire: Callable[[datetime], datetime | None] | None,
+) -> datetime | None:
+    """When a source's job runs next after a poll; None only for a cron expression that never fires again.
+
+    An interval source follows the outcome's next_poll_at (interval, server hints, backoff: see
+    next_poll_at and next_poll_after_failure). A cron source (`next_cron_fire` gives its first fire time
+    at or after a moment) keeps its cron times, except that after a failure it first waits for the
+    backoff or Retry-After. No outcome (the store failed before the poll was recorded) means one more
+    interval, or the next cron time.
+    """
+    next_poll = outcome.next_poll_at if outcome is not None else None
+    if next_cron_fire is None:
+        return next_poll or now + interval
+    if outcome is not None and outcome.error is not None and next_poll is not None:
+        return next_cron_fire(next_poll)
+    return next_cron_fire(now)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

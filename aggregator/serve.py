@@ -22,15 +22,14 @@ import stat
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import PurePosixPath
 from typing import Any
 
 from aggregator.config import Config
 from aggregator.publish import output_dir_of
+from aggregator.publish.freshness import shortest_interval
 from aggregator.publish.layout import (
-    ALL_FEED,
     FEED_NAME_PATTERN,
     INDEX_FILE,
     OPML_FILE,
@@ -114,23 +113,6 @@ def resolve_path(raw_path: str) -> Resource | None:
         name, page = match["name"], int(match["page"])
         return Resource(archive_file(name, page), _ATOM, name, next_page=archive_file(name, page + 1))
     return None
-
-
-def shortest_interval(config: Config, feed: str | None) -> timedelta:
-    """The shortest poll interval among the enabled sources that feed `feed` (None or "all": any
-    source); a reader polling us more often than that cannot see anything new."""
-    intervals = [
-        config.interval_of(source)
-        for source in config.sources
-        if source.enabled
-        and (
-            feed in (None, ALL_FEED)
-            or source.categories == "auto"
-            or source.category_from is not None
-            or feed in source.categories
-        )
-    ]
-    return min(intervals, default=config.settings.interval)
 
 
 @functools.lru_cache(maxsize=64)

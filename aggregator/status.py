@@ -142,34 +142,39 @@ def _format_table(rows: Sequence[StatusRow]) -> str:
 
 
 def _row_cells(row: StatusRow) -> tuple[str, ...]:
-    error = ""
-    if row.last_error is not None:
-        error = (
-            row.last_error
-            if row.last_error.startswith(f"{row.last_error_stage}:")
-            else (f"{row.last_error_stage}: {row.last_error}")
-        )
-        error = " ".join(error.split())
-        if len(error) > ERROR_COLUMN_CHARS:
-            error = error[: ERROR_COLUMN_CHARS - 1] + "…"
-        if row.last_error_at is not None:
-            error = f"{error} ({_format_relative(row.last_error_at, row.as_of)})"
-    if row.next_poll_at is None:
-        next_poll = "-"
-    elif row.next_poll_at <= row.as_of:
-        next_poll = "due"
-    else:
-        next_poll = _format_relative(row.next_poll_at, row.as_of)
     return (
         row.source,
         row.state,
         _format_relative(row.last_success_at, row.as_of) if row.last_success_at else "never",
         str(row.failures),
-        next_poll,
+        _next_poll_cell(row),
         str(row.items),
         str(row.last_http_status) if row.last_http_status is not None else "-",
-        error or "-",
+        _error_cell(row),
     )
+
+
+def _next_poll_cell(row: StatusRow) -> str:
+    if row.next_poll_at is None:
+        return "-"
+    if row.next_poll_at <= row.as_of:
+        return "due"
+    return _format_relative(row.next_poll_at, row.as_of)
+
+
+def _error_cell(row: StatusRow) -> str:
+    """The last error on one line, prefixed with its stage unless the message starts with it, cut to fit."""
+    if row.last_error is None:
+        return "-"
+    error = row.last_error
+    if not error.startswith(f"{row.last_error_stage}:"):
+        error = f"{row.last_error_stage}: {error}"
+    error = " ".join(error.split())
+    if len(error) > ERROR_COLUMN_CHARS:
+        error = error[: ERROR_COLUMN_CHARS - 1] + "…"
+    if row.last_error_at is not None:
+        error = f"{error} ({_format_relative(row.last_error_at, row.as_of)})"
+    return error
 
 
 def _format_relative(moment: datetime, now: datetime) -> str:

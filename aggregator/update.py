@@ -50,13 +50,13 @@ def utc_now() -> datetime:
 
 def select_due(config: Config, states: Mapping[str, SourceState], now: datetime) -> list[SourceConfig]:
     """Enabled, not retired sources whose next poll time has come."""
-    return [
-        source
-        for source in config.sources
-        if source.enabled
-        and not schedule.is_retired(_state_for(source, states.get(source.name)).retired_url, source.url)
-        and schedule.is_due(_state_for(source, states.get(source.name)).next_poll_at, now)
-    ]
+    due = []
+    for source in config.sources:
+        state = _state_for(source, states.get(source.name))
+        retired = schedule.is_retired(state.retired_url, source.url)
+        if source.enabled and not retired and schedule.is_due(state.next_poll_at, now):
+            due.append(source)
+    return due
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,8 +285,12 @@ def _success_state(
 
 
 def _needs_completion(source: SourceConfig) -> bool:
-    return source.full_content or (source.kind == "json" and (source.detail_url is not None or source.preset is not None)) \
-        or (source.kind == "html" and source.body_selector is not None)
+    """Whether the source's items get their bodies from a second request (detail endpoint, article page)."""
+    if source.full_content:
+        return True
+    if source.kind == "json":
+        return source.detail_url is not None or source.preset is not None
+    return source.kind == "html" and source.body_selector is not None
 
 
 def _with_raw(candidate: Candidate, raw: RawItem) -> Candidate:

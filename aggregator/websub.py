@@ -27,6 +27,9 @@ log = logging.getLogger("aggregator.websub")
 #: a hub that does not answer within this is treated as down; publishing has already happened
 MAX_PING_TIMEOUT_SECONDS = 10.0
 
+#: (hub_url, topic_url) → None; raises PublishError unless the hub accepted the ping
+PingHub = Callable[[str, str], None]
+
 
 def ping_hub(hub_url: str, topic_url: str, *, timeout_seconds: float, user_agent: str) -> None:
     """POST one publish notification; PublishError unless the hub answers 2xx."""
@@ -43,12 +46,13 @@ def ping_hub(hub_url: str, topic_url: str, *, timeout_seconds: float, user_agent
         raise PublishError(topic_url, f"publish: websub hub {hub_url} refused {topic_url} (HTTP {response.status_code})")
 
 
-def default_ping(settings: Settings) -> Callable[[str, str], None]:
+def default_ping(settings: Settings) -> PingHub:
+    """ping_hub with the configured User-Agent and timeout (capped: the hub must not hold up publishing)."""
     timeout_seconds = min(settings.timeout.total_seconds(), MAX_PING_TIMEOUT_SECONDS)
     return partial(ping_hub, timeout_seconds=timeout_seconds, user_agent=settings.user_agent)
 
 
-def notify_hub(output_dir: Path, hub_url: str, topic_urls: Sequence[str], ping: Callable[[str, str], None]) -> list[str]:
+def notify_hub(output_dir: Path, hub_url: str, topic_urls: Sequence[str], ping: PingHub) -> list[str]:
     """Ping `topic_urls` and every topic still pending from earlier; return the topics left pending.
 
     Stops at the first failure (a hub that is down would only fail the rest, each after a

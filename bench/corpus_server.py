@@ -1,7 +1,9 @@
 """A fast loopback server for benchmark corpora: uvicorn serving documents from memory with ETag/304.
 
 No business logic. The tests' ThreadingHTTPServer handles a few hundred requests a second, which would
-measure the server rather than the poller; uvicorn (httptools) handles thousands.
+measure the server rather than the poller; uvicorn (httptools) handles thousands. It can listen on
+several loopback addresses at once (Linux routes all of 127.0.0.0/8 to lo), so a corpus can stand for
+many newspaper hosts, as a real deployment polls, instead of one host that per-host pacing serialises.
 """
 
 from __future__ import annotations
@@ -9,9 +11,9 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import uvicorn
 
@@ -28,20 +30,25 @@ class Document:
 
 
 class CorpusServer:
-    """Serves `documents` (path → Document) on 127.0.0.1 in a background thread."""
+    """Serves `documents` (path → Document) on each of `hosts` (loopback addresses) in a background thread."""
 
-    def __init__(self, documents: Mapping[str, Document]) -> None:
+    def __init__(self, documents: Mapping[str, Document], hosts: Sequence[str] = ("127.0.0.1",)) -> None:
         self.documents = documents
-        self._socket = socket.socket()
-        self._socket.bind(("127.0.0.1", 0))
+        self._sockets: list[socket.socket] = []
+        for host in hosts:
+            listener = socket.socket()
+            listener.bind((host, 0))
+            self._sockets.append(listener)
         config = uvicorn.Config(self._app, log_level="warning", access_log=False, lifespan="off", interface="asgi3")
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": self._sockets}, daemon=True)
 
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self._socket.getsockname()[1]}{path}"
+    def url(self, path: str, host_index: int = 0) -> str:
+        """The URL of `path` on the `host_index`-th of the hosts."""
+        host, port = self._sockets[host_index].getsockname()
+        return f"http://{host}:{port}{path}"
 
-    def __enter__(self) -> CorpusServer:
+    def __enter__(self) -> Self:
         self._thread.start()
         deadline = time.monotonic() + 10
         while not self._server.started and time.monotonic() < deadline:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from aggregator.clean import InvalidRuleError, clean_html, compile_rules, visible_text
 from aggregator.config import CleanRules, Replacement
-from tests.conftest import DATA_DIR
+from tests.conftest import DATA_DIR, REPO_ROOT
 
 GOLDEN_DIR = DATA_DIR / "clean"
 #: every golden case is cleaned as if it came from this eastmoney article
@@ -91,6 +94,11 @@ def test_preset_generic_does_not_apply_eastmoney_rules() -> None:
     assert clean_html(html, None, CleanRules(preset="eastmoney")) == "<p>隐藏</p><p>巨化股份</p>"
 
 
+def test_replacement_templates_may_use_groups() -> None:
+    rules = CleanRules(replace=(Replacement(pattern=r"【来源：([^】]*)】", replacement=r"（来源：\1）"),))
+    assert clean_html("<p>正文【来源：南通日报】</p>", None, rules) == "<p>正文（来源：南通日报）</p>"
+
+
 def test_rules_are_compiled_once_per_distinct_rules() -> None:
     assert compile_rules(CleanRules(remove=("div.x",))) is compile_rules(CleanRules(remove=("div.x",)))
 
@@ -100,9 +108,16 @@ def test_rules_are_compiled_once_per_distinct_rules() -> None:
     (CleanRules.model_construct(remove=("div[",)), "remove[0]"),
     (CleanRules.model_construct(unwrap=("p", "::nonsense(")), "unwrap[1]"),
     (CleanRules.model_construct(remove=("a:no-such-pseudo-class",)), "remove[0]"),
+    # translates, but the XPath would fail on every item: "Undefined namespace prefix"
+    (CleanRules.model_construct(unwrap=("span", "a[xlink|href]")), "unwrap[1]"),
     (CleanRules.model_construct(replace=(Replacement.model_construct(pattern="(unclosed", replacement=""),)),
      "replace[0].pattern"),
-], ids=["bad-remove", "bad-unwrap", "unsupported-pseudo-class", "bad-regex"])
+    # a template that names a group the pattern lacks would fail on every item of the source
+    (CleanRules.model_construct(replace=(Replacement(pattern="x"),
+                                         Replacement.model_construct(pattern="(a)", replacement=r"\2"))),
+     "replace[1].replacement"),
+], ids=["bad-remove", "bad-unwrap", "unsupported-pseudo-class", "namespace-prefix", "bad-regex",
+        "bad-replacement-template"])
 def test_a_rule_that_does_not_compile_is_reported_with_its_key(rules: CleanRules, key: str) -> None:
     with pytest.raises(InvalidRuleError) as caught:
         compile_rules(rules)
@@ -116,3 +131,21 @@ def test_visible_text_of_the_seed_post_survives_cleaning(seed_post: Path) -> Non
     assert visible_text(cleaned) == visible_text(body)
     assert cleaned.startswith("<p>聚焦可持续发展")
     assert cleaned.endswith("<p>（文章来源：南通日报）</p>")
+
+
+def test_clean_command_tries_a_sources_rules_on_a_file(tmp_path: Path) -> None:
+    """`aggregator clean --source NAME FILE`: that source's preset and selectors, its URL as the base."""
+    config = tmp_path / "feeds.toml"
+    config.write_text('[categories.news]\ntitle = "News"\n\n[[sources]]\nname = "paper"\n'
+                      'url = "https://paper.example.cn/rss.xml"\ncategories = ["news"]\n\n'
+                      '[sources.clean]\npreset = "none"\nremove = ["div.share"]\n', encoding="utf-8")
+    fragment = tmp_path / "item.html"
+    fragment.write_text('<p style="display:none">隐藏</p><p><a href="/a/1.html">正文</a></p><div class="share">分享</div>',
+                        encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    result = subprocess.run([sys.executable, "-m", "aggregator", "clean", "--config", str(config),
+                             "--source", "paper", str(fragment)],
+                            capture_output=True, text=True, timeout=60, env=env, check=False)
+    assert result.returncode == 0, result.stderr
+    # preset "none": the hidden paragraph stays (no site rules), the source's own selector still applies
+    assert result.stdout == '<p>隐藏</p><p><a href="https://paper.example.cn/a/1.html">正文</a></p>\n'

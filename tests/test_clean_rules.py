@@ -11,7 +11,9 @@ from aggregator.clean.rules import (
     TRACKING_PARAMS_BY_VENDOR,
     TRACKING_PARAMS_ON_HOSTS,
     WIDGET_MARKER_RE,
+    HostRule,
 )
+from aggregator.clean.urls import build_host_index, matches_host_index
 from aggregator.config import CleanRules
 
 
@@ -37,6 +39,25 @@ def test_every_preset_selector_compiles_and_hosts_are_lower_case() -> None:
                 assert rule.host == rule.host.lower() and rule.path_prefix.startswith("/")
     for preset_name in PRESETS:
         assert compile_rules(CleanRules(preset=preset_name))  # type: ignore[arg-type]
+
+
+def test_no_host_rule_is_already_covered_by_another_of_its_table() -> None:
+    for presets in PRESETS.values():
+        for preset in presets:
+            for table in (preset.chart_image_hosts, preset.quote_link_hosts, preset.tracking_image_hosts):
+                for rule in table:
+                    others: tuple[HostRule, ...] = tuple(other for other in table if other is not rule)
+                    url = f"https://{rule.host}{rule.path_prefix}"
+                    assert not matches_host_index(url, build_host_index(others)), (preset.name, rule)
+
+
+@pytest.mark.parametrize("url", [
+    "http://quote.eastmoney.com/unify/r/1.600160",
+    "https://m.quote.eastmoney.com/stock/1.600160",
+    "https://wap.eastmoney.com/quote/stock/1.600160.html",
+])
+def test_eastmoney_quote_pages_desktop_and_mobile_are_quote_links(url: str) -> None:
+    assert matches_host_index(url, compile_rules(CleanRules(preset="eastmoney")).quote_link_hosts)
 
 
 def test_default_preset_is_generic_plus_eastmoney() -> None:

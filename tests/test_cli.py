@@ -192,6 +192,36 @@ def test_poll_waits_for_the_writer_lock_then_exits_with_a_clear_message(scenario
     assert not (scenario.output_dir / "nantongribao.atom").exists()
 
 
+def test_two_polls_started_at_once_both_finish_and_store_each_article_once(scenario: Scenario) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    env.pop("AGGREGATOR_STORE", None)
+    command = [sys.executable, "-m", "aggregator", "poll", "--all", "-q", "--config", str(scenario.config)]
+    polls = [subprocess.Popen(command, env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    outputs = [poll.communicate(timeout=120) for poll in polls]
+    assert [poll.returncode for poll in polls] == [0, 0], outputs
+    # one waited for the other's writer lock, then found nothing new: the shared article was stored once
+    summaries = sorted(out.splitlines()[-1] for out, _ in outputs)
+    assert "; 0 new items" in summaries[0] and "4 not modified" in summaries[0], summaries
+    assert "; 3 new items" in summaries[1], summaries
+    assert [e.title for e in scenario.feed("emnews").entries] == [scenario.emnews.title]
+    assert [e.title for e in scenario.feed("nantongribao").entries] == [scenario.seed.title]
+
+
+def test_poll_without_all_polls_only_due_sources_and_source_picks_some(scenario: Scenario) -> None:
+    picked = scenario.run("poll", "--source", "nantong", "--source", "quanzhou")
+    assert picked.returncode == 0, picked.stderr
+    assert sorted(line.split()[0] for line in picked.stdout.splitlines()[:-1]) == ["nantong", "quanzhou"]
+    assert (scenario.server.hits["/nantong.rss"], scenario.server.hits["/emnews.atom"]) == (1, 0)
+    due = scenario.run("poll")
+    assert due.returncode == 0, due.stderr
+    polled = sorted(line.split()[0] for line in due.stdout.splitlines()[:-1])
+    assert polled == ["broken", "emnews", "refused", "shzqb"], "nantong and quanzhou are not due for 15 minutes"
+    assert scenario.server.hits["/nantong.rss"] == 1
+    unknown = scenario.run("poll", "--source", "nope")
+    assert unknown.returncode == 2 and "unknown source(s): nope" in unknown.stderr
+
+
 def test_build_rerenders_feeds_from_the_store_without_fetching(scenario: Scenario) -> None:
     assert scenario.run("poll", "--all").returncode == 0
     hits = sum(scenario.server.hits.values())
@@ -210,10 +240,15 @@ def test_invalid_config_is_reported_by_check_and_stops_every_command(tmp_path: P
     assert check.returncode == 2
     assert f"{config}:2: settings.interval" in check.stderr
     assert "sources[0]" in check.stderr and ":6:" in check.stderr
-    for command in (["poll"], ["build"], ["status"]):
+    opml = str(DATA_DIR / "opml" / "folders_become_categories.opml")
+    commands = [["poll"], ["build"], ["run"], ["serve"], ["status"], ["clean", str(config)],
+                ["import-jekyll", str(tmp_path)], ["import-opml", opml], ["export-opml"]]
+    assert {command[0] for command in commands} | {"check"} == set(_command_names())
+    for command in commands:
         result = run_cli(*command, "--config", str(config))
         assert result.returncode == 2, command
-        assert "settings.interval" in result.stderr
+        assert "settings.interval" in result.stderr, command
+    assert not (tmp_path / "store").exists(), "no command touched the store"
 
 
 @pytest.mark.parametrize("before", [True, False], ids=["config-before-command", "config-after-command"])
@@ -232,9 +267,13 @@ def test_config_defaults_to_the_environment_then_the_working_directory(tmp_path:
     assert run_cli("check", cwd=REPO_ROOT / "tests").returncode == 2
 
 
-def test_every_command_has_help() -> None:
+def _command_names() -> list[str]:
     [subparsers] = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
-    names = sorted(subparsers.choices)
+    return sorted(subparsers.choices)
+
+
+def test_every_command_has_help() -> None:
+    names = _command_names()
     assert names == ["build", "check", "clean", "export-opml", "import-jekyll", "import-opml", "poll", "run",
                      "serve", "status"]
     for name in names:
@@ -251,6 +290,17 @@ def test_clean_command_applies_the_default_rules_to_stdin() -> None:
                             text=True, timeout=60, env=env, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "<p>正文</p>"
+
+
+def test_clean_command_needs_no_config_but_names_an_unknown_source(tmp_path: Path) -> None:
+    fragment = tmp_path / "fragment.html"
+    fragment.write_text("<p>正文</p>", encoding="utf-8")
+    alone = run_cli("clean", str(fragment), cwd=tmp_path)
+    assert (alone.returncode, alone.stdout.strip()) == (0, "<p>正文</p>"), alone.stderr
+    (tmp_path / "feeds.toml").write_text('[categories.a]\ntitle = "A"\n', encoding="utf-8")
+    unknown = run_cli("clean", "--source", "nope", str(fragment), cwd=tmp_path)
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip() == "aggregator: unknown source: nope"
 
 
 def test_check_tells_ops_about_a_retired_source_in_an_existing_store(tmp_path: Path, feed_server: FixtureServer) -> None:

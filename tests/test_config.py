@@ -8,7 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.config import Config, load_config, parse_config
+from aggregator.config import (
+    CategoryConfig,
+    CleanRules,
+    Config,
+    Settings,
+    SourceConfig,
+    load_config,
+    parse_config,
+    parse_duration,
+)
 from aggregator.errors import ConfigError
 from tests.conftest import DATA_DIR, REPO_ROOT
 
@@ -219,3 +228,57 @@ def test_shipped_feeds_toml_polls_in_whole_minutes_and_uses_every_category() -> 
     used = {category for source in config.sources if source.categories != "auto" for category in source.categories}
     # nantongribao is filled through categories = "auto" (the medium 南通日报)
     assert used | {"nantongribao"} == set(config.categories)
+
+
+# --- docs/configuration.md is the reference: every key there, with the default the code uses -------------
+
+REFERENCE = REPO_ROOT / "docs" / "configuration.md"
+
+
+def _reference_tables() -> dict[str, dict[str, list[str]]]:
+    """Section heading → {key: [the other cells of its row]} for the key tables of the reference."""
+    tables: dict[str, dict[str, list[str]]] = {}
+    heading = ""
+    for line in REFERENCE.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            heading = line.lstrip("#").strip()
+        elif line.startswith("| `"):
+            cells = [cell.strip() for cell in line.strip("|").split("|")]
+            tables.setdefault(heading, {})[cells[0].strip("`")] = cells[1:]
+    return tables
+
+
+def _documented_default(cell: str) -> object:
+    """The default column as a value: `"15m"` → timedelta, `100` → 100, `10485760` (10 MiB) → 10485760."""
+    if cell == "none":
+        return None
+    literal = cell.split("`")[1]
+    if literal in ("true", "false"):
+        return literal == "true"
+    if literal.isdigit():
+        return int(literal)
+    text = literal.strip('"')
+    try:
+        return parse_duration(text)
+    except ValueError:
+        return text
+
+
+def test_reference_documents_every_settings_key_with_the_default_the_code_uses() -> None:
+    table = _reference_tables()["`[settings]`"]
+    assert set(table) == set(Settings.model_fields)
+    for key, (_type, default, _meaning) in table.items():
+        actual = Settings.model_fields[key].default
+        assert _documented_default(default) == (str(actual) if isinstance(actual, Path) else actual), key
+
+
+def test_reference_documents_every_source_key() -> None:
+    tables = _reference_tables()
+    documented = {
+        key
+        for heading in ("Keys for every kind", '`kind = "json"`: news APIs', '`kind = "html"`: list pages')
+        for key in tables[heading]
+    }
+    assert documented == set(SourceConfig.model_fields)
+    assert set(tables["`[sources.clean]`: cleaning rules"]) == set(CleanRules.model_fields)
+    assert set(tables["`[categories.<id>]`"]) == set(CategoryConfig.model_fields)

@@ -6,7 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from aggregator.config import CategoryConfig, Config, Settings, SourceConfig
-from aggregator.config_diff import ConfigDiff, diff_configs
+from aggregator.config_diff import ConfigDiff, diff_configs, keep_restart_settings
 
 CATEGORIES = {"nantongribao": CategoryConfig(title="南通日报新闻"), "jiangsu": CategoryConfig(title="江苏")}
 
@@ -97,3 +97,25 @@ def test_only_category_and_settings_changes_republish_every_feed() -> None:
     assert diff_configs(base, _config(_source("a"), categories={"nantongribao": CATEGORIES["nantongribao"]})
                         ).changes_feeds()
     assert diff_configs(base, _config(_source("a"), settings=Settings(max_items_per_feed=5))).changes_feeds()
+
+
+def test_store_and_listen_changes_wait_for_a_restart_and_everything_else_applies() -> None:
+    running = _config(_source("a"), settings=Settings(store="store/a.db", listen="127.0.0.1:8080"))
+    edited = _config(
+        _source("a"),
+        settings=Settings(store="store/b.db", listen="0.0.0.0:9000", max_items_per_feed=5),
+    )
+
+    applied, kept = keep_restart_settings(running, edited)
+
+    assert kept == {"store": "store/a.db", "listen": "127.0.0.1:8080"}
+    assert (applied.settings.store, applied.settings.listen) == ("store/a.db", "127.0.0.1:8080")
+    assert applied.settings.max_items_per_feed == 5
+    assert diff_configs(running, applied).changed_settings == ("max_items_per_feed",)
+
+
+def test_an_edit_that_leaves_store_and_listen_alone_is_applied_as_it_is() -> None:
+    running = _config(_source("a"))
+    edited = _config(_source("a", interval="5m"))
+
+    assert keep_restart_settings(running, edited) == (edited, {})

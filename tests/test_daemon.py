@@ -1,7 +1,7 @@
 """`aggregator run` as ops run it: a real daemon subprocess polling the loopback fixture server.
 
 Intervals are 1–2 s so the schedule shows within seconds; every wait polls a condition with a
-deadline. The pure start-up decision (`resume_at`) has table tests at the end.
+deadline. The pure timing decisions (`resume_at`, `follow_outcome`) have table tests in test_schedule.py.
 """
 
 from __future__ import annotations
@@ -23,9 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.daemon import CRON_JITTER_SECONDS, cron_trigger, follow_outcome, resume_at
-from aggregator.models import ErrorInfo, SourceState, UpdateOutcome
-from aggregator.schedule import spread_offset
+from aggregator.daemon import CRON_JITTER_SECONDS, cron_trigger
+from aggregator.models import SourceState
 from aggregator.storage import open_storage
 from tests.conftest import REPO_ROOT
 from tests.fixture_server import FixtureServer, Route
@@ -58,8 +57,9 @@ def _rss(channel: str, count: int = 3) -> bytes:
     ).encode()
 
 
-def _source(name: str, url: str, interval: str = "1s") -> str:
-    return f'[[sources]]\nname = "{name}"\nurl = "{url}"\ncategories = ["news"]\ninterval = "{interval}"\n\n'
+def _source(name: str, url: str, interval: str = "1s", *, cron: str | None = None) -> str:
+    timing = f'cron = "{cron}"' if cron else f'interval = "{interval}"'
+    return f'[[sources]]\nname = "{name}"\nurl = "{url}"\ncategories = ["news"]\n{timing}\n\n'
 
 
 def _write_config(path: Path, *sources: str, settings: str = SETTINGS, categories: str = CATEGORIES) -> None:
@@ -86,14 +86,18 @@ def _aggregator(*args: str, timeout: float = 30.0) -> subprocess.CompletedProces
 
 
 class DaemonProcess:
-    """`python -m aggregator -v run` with its log lines collected as they come."""
+    """`python -m aggregator -v run` with its log lines collected as they come.
 
-    def __init__(self, config: Path) -> None:
+    With `log_format="json"` every line must be a JSON object; `log` is then made of their messages.
+    """
+
+    def __init__(self, config: Path, log_format: str = "text") -> None:
         self.lines: list[str] = []
         self.url = ""
+        self._json = log_format == "json"
         self._lock = threading.Lock()
-        command = [sys.executable, "-m", "aggregator", "-v", "run", "--config", str(config), "--listen",
-                   "127.0.0.1:0"]
+        command = [sys.executable, "-m", "aggregator", "-v", "--log-format", log_format, "run",
+                   "--config", str(config), "--listen", "127.0.0.1:0"]
         self.process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.PIPE, text=True)
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -112,7 +116,23 @@ class DaemonProcess:
     @property
     def log(self) -> str:
         with self._lock:
-            return "\n".join(self.lines)
+            lines = list(self.lines)
+        if self._json:
+            lines = [record["message"] for record in self.records(lines)]
+        return "\n".join(lines)
+
+    def records(self, lines: list[str] | None = None) -> list[dict[str, object]]:
+        """The JSON log records so far (json log format only); a line that is not JSON fails the test."""
+        if lines is None:
+            with self._lock:
+                lines = list(self.lines)
+        records = []
+        for line in lines:
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise AssertionError(f"not a JSON log line: {line!r}") from None
+        return records
 
     def wait_for_log(self, pattern: str, timeout: float = WAIT_SECONDS) -> re.Match[str]:
         found: list[re.Match[str]] = []
@@ -138,10 +158,10 @@ class DaemonProcess:
         except urllib.error.HTTPError as e:
             return e.code, e.read()
 
-    def stop(self) -> int:
-        """SIGTERM (unless it already exited) and the exit code."""
+    def stop(self, signum: int = signal.SIGTERM) -> int:
+        """`signum` (unless it already exited) and the exit code."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(signum)
         return self.process.wait(timeout=15)
 
     def close(self) -> None:
@@ -154,12 +174,12 @@ class DaemonProcess:
 
 
 @pytest.fixture
-def start_daemon(tmp_path: Path) -> Iterator[Callable[[], DaemonProcess]]:
+def start_daemon(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
     """Starts `aggregator run` on tmp_path/feeds.toml; every daemon started is killed at teardown."""
     started: list[DaemonProcess] = []
 
-    def start() -> DaemonProcess:
-        daemon = DaemonProcess(tmp_path / "feeds.toml")
+    def start(log_format: str = "text") -> DaemonProcess:
+        daemon = DaemonProcess(tmp_path / "feeds.toml", log_format)
         started.append(daemon)
         daemon.wait_until_started()
         return daemon
@@ -187,7 +207,7 @@ def _gaps(times: list[float]) -> list[float]:
 
 @pytest.mark.slow
 def test_sources_are_polled_on_their_own_intervals_and_served_with_healthz_and_metrics(
-    feed_server: FixtureServer, tmp_path: Path, start_daemon: Callable[[], DaemonProcess]
+    feed_server: FixtureServer, tmp_path: Path, start_daemon: Callable[..., DaemonProcess]
 ) -> None:
     feed_server.routes["/fast.xml"] = Route(body=_rss("fast"), etag='"fast-1"')
     feed_server.routes["/slow.xml"] = Route(body=_rss("slow"))
@@ -236,8 +256,35 @@ def test_sources_are_polled_on_their_own_intervals_and_served_with_healthz_and_m
 
 
 @pytest.mark.slow
+def test_the_server_stretches_the_interval_and_one_success_ends_a_backoff(
+    feed_server: FixtureServer, tmp_path: Path, start_daemon: Callable[..., DaemonProcess]
+) -> None:
+    feed_server.routes["/cached.xml"] = Route(body=_rss("cached"), headers={"Cache-Control": "max-age=2"})
+    feed_server.routes["/flaky.xml"] = Route(body=b"busy", status=503)
+    config = tmp_path / "feeds.toml"
+    _write_config(config, _source("cached", feed_server.url("/cached.xml")),
+                  _source("flaky", feed_server.url("/flaky.xml", host="localhost")))
+    daemon = start_daemon()
+    _wait_until(lambda: feed_server.hits["/flaky.xml"] >= 2, what="two failed polls")
+
+    feed_server.routes["/flaky.xml"] = Route(body=_rss("flaky"))
+    _wait_until(lambda: feed_server.hits["/flaky.xml"] >= 5, what="three polls after the recovery")
+
+    cached_gaps = _gaps(_request_times(feed_server, "/cached.xml"))
+    assert cached_gaps and all(1.8 < gap < 2.8 for gap in cached_gaps), cached_gaps  # max-age=2 over 1 s
+    flaky_gaps = _gaps(_request_times(feed_server, "/flaky.xml"))
+    assert 1.5 < flaky_gaps[1] < 2.8, flaky_gaps  # the second failure doubled the wait
+    assert all(0.8 < gap < 1.8 for gap in flaky_gaps[2:]), flaky_gaps  # back to the interval
+    [row] = [row for row in json.loads(_aggregator("status", "--json", "--config", str(config)).stdout)
+             if row["source"] == "flaky"]
+    assert (row["state"], row["consecutive_failures"], row["last_http_status"]) == ("ok", 0, 200)
+    assert re.search(r'aggregator_source_consecutive_failures\{source="flaky"\} 0\.0', daemon.get("/metrics")[1].decode())
+    assert daemon.stop() == 0
+
+
+@pytest.mark.slow
 def test_a_source_added_to_feeds_toml_is_polled_without_a_restart(
-    feed_server: FixtureServer, tmp_path: Path, start_daemon: Callable[[], DaemonProcess]
+    feed_server: FixtureServer, tmp_path: Path, start_daemon: Callable[..., DaemonProcess]
 ) -> None:
     feed_server.routes["/a.xml"] = Route(body=_rss("a"))
     feed_server.routes["/added.xml"] = Route(body=_rss("added"))
@@ -264,7 +311,7 @@ def test_a_source_added_to_feeds_toml_is_polled_without_a_restart(
 
 @pytest.mark.slow
 def test_a_broken_edit_is_rejected_with_checks_messages_and_the_old_config_keeps_working(
-    feed_server: FixtureServer, tmp_path: Path, start_daemon: Callable[[], DaemonProcess]
+    feed_server: FixtureServer, tmp_path: Path, start_daemon: Callable[..., DaemonProcess]
 ) -> None:
     feed_server.routes["/a.xml"] = Route(body=_rss("a"))
     feed_server.routes["/b.xml"] = Route(body=_rss("b"))
@@ -293,7 +340,7 @@ def test_a_broken_edit_is_rejected_with_checks_messages_and_the_old_config_keeps
 
 @pytest.mark.slow
 def test_sighup_reloads_even_when_the_file_looks_unchanged(
-    feed_server: FixtureServer, tmp_path: Path, start_daemon: Callable[[], DaemonProcess]
+    feed_server: FixtureServer, tmp_path: Path, start_daemon: Callable[..., DaemonProcess]
 ) -> None:
     feed_server.routes["/a.xml"] = Route(body=_rss("a"))
     config = tmp_path / "feeds.toml"
@@ -316,7 +363,7 @@ def test_sighup_reloads_even_when_the_file_looks_unchanged(
 
 @pytest.mark.slow
 def test_sigterm_lets_the_in_flight_poll_finish_and_exits_zero_with_no_temp_files(
-    feed_server: FixtureServer, tmp_path: Path, start_daemon: Callable[[], DaemonProcess]
+    feed_server: FixtureServer, tmp_path: Path, start_daemon: Callable[..., DaemonProcess]
 ) -> None:
     feed_server.routes["/slow.xml"] = Route(body=_rss("slow"), delay_seconds=1.0)
     _write_config(tmp_path / "feeds.toml", _source("slow", feed_server.url("/slow.xml")))
@@ -324,8 +371,7 @@ def test_sigterm_lets_the_in_flight_poll_finish_and_exits_zero_with_no_temp_file
     _wait_until(lambda: feed_server.hits["/slow.xml"] >= 1, what="a poll in flight")
 
     started = time.monotonic()
-    daemon.process.send_signal(signal.SIGTERM)
-    assert daemon.stop() == 0
+    assert daemon.stop() == 0  # one SIGTERM: a second one would cancel the poll in flight
     assert time.monotonic() - started < 6
 
     log = daemon.log
@@ -346,7 +392,7 @@ def test_sigterm_lets_the_in_flight_poll_finish_and_exits_zero_with_no_temp_file
 
 @pytest.mark.slow
 def test_retry_after_on_429_delays_the_next_request_to_that_host(
-    feed_server: FixtureServer, tmp_path: Path, start_daemon: Callable[[], DaemonProcess]
+    feed_server: FixtureServer, tmp_path: Path, start_daemon: Callable[..., DaemonProcess]
 ) -> None:
     # two sources on one host ("localhost"), a third on another ("127.0.0.1") of the same server
     feed_server.routes["/limited.xml"] = Route(body=b"slow down", status=429, headers={"Retry-After": "2"})
@@ -378,7 +424,7 @@ def test_retry_after_on_429_delays_the_next_request_to_that_host(
 
 @pytest.mark.slow
 def test_per_host_concurrency_never_exceeds_the_limit(
-    feed_server: FixtureServer, tmp_path: Path, start_daemon: Callable[[], DaemonProcess]
+    feed_server: FixtureServer, tmp_path: Path, start_daemon: Callable[..., DaemonProcess]
 ) -> None:
     sources = []
     for index in range(4):
@@ -406,40 +452,57 @@ def test_per_host_concurrency_never_exceeds_the_limit(
 
 @pytest.mark.slow
 def test_a_restart_resumes_from_the_stored_next_poll_times(
-    feed_server: FixtureServer, tmp_path: Path, start_daemon: Callable[[], DaemonProcess]
+    feed_server: FixtureServer, tmp_path: Path, start_daemon: Callable[..., DaemonProcess]
 ) -> None:
     feed_server.routes["/polled.xml"] = Route(body=_rss("polled"))
     feed_server.routes["/fresh.xml"] = Route(body=_rss("fresh"))
-    polled_url = feed_server.url("/polled.xml")
+    feed_server.routes["/cron.xml"] = Route(body=_rss("cron"))
+    polled_url, cron_url = feed_server.url("/polled.xml"), feed_server.url("/cron.xml")
     _write_config(
         tmp_path / "feeds.toml",
         _source("polled", polled_url, "1s"),
         _source("fresh", feed_server.url("/fresh.xml"), "1s"),
+        _source("cron", cron_url, cron="* * * * *"),
     )
-    # what an earlier run left behind: polled a moment ago, and the server asked for a minute's rest
+    # what an earlier run left behind: polled a moment ago, and the server asked for a minute's rest;
+    # the cron source's next poll as `poll` stores it, an interval after the last (not on a cron minute)
     storage = open_storage(str(tmp_path / "store" / "aggregator.db"))
     now = datetime.now(UTC)
-    storage.save_source_state(
-        SourceState(
-            "polled",
-            config_url=polled_url,
-            last_polled_at=now,
-            last_success_at=now,
-            next_poll_at=now + timedelta(minutes=1),
+    off_cron = (now + timedelta(minutes=2)).replace(second=45)
+    for name, url, next_poll in (("polled", polled_url, now + timedelta(minutes=1)), ("cron", cron_url, off_cron)):
+        storage.save_source_state(
+            SourceState(name, config_url=url, last_polled_at=now, last_success_at=now, next_poll_at=next_poll)
         )
-    )
     storage.close()
 
     daemon = start_daemon()
     _wait_until(lambda: feed_server.hits["/fresh.xml"] >= 2, what="two polls of the never-polled source")
 
     assert feed_server.hits["/polled.xml"] == 0
+    assert feed_server.hits["/cron.xml"] == 0
+    # the cron source's real next poll is stored (for `status`): the first cron minute after the
+    # stored time, plus its jitter; another restart keeps that very cron minute, jitter and all
+    cron_minute = (off_cron + timedelta(minutes=1)).replace(second=0, microsecond=0)
+    assert cron_minute <= _stored_next_poll(tmp_path, "cron") <= cron_minute + CRON_JITTER
     assert daemon.stop() == 0
+    start_daemon().stop()
+    assert cron_minute <= _stored_next_poll(tmp_path, "cron") <= cron_minute + CRON_JITTER
+    assert feed_server.hits["/cron.xml"] == 0
+
+
+CRON_JITTER = timedelta(seconds=CRON_JITTER_SECONDS)
+
+
+def _stored_next_poll(tmp_path: Path, source: str) -> datetime:
+    """The next poll `aggregator status --json` reports for `source`."""
+    status = _aggregator("status", "--json", "--config", str(tmp_path / "feeds.toml"))
+    [row] = [row for row in json.loads(status.stdout) if row["source"] == source]
+    return datetime.fromisoformat(row["next_poll_at"])
 
 
 @pytest.mark.slow
 def test_a_cron_poll_on_the_same_store_refuses_while_the_daemon_writes(
-    feed_server: FixtureServer, tmp_path: Path, start_daemon: Callable[[], DaemonProcess]
+    feed_server: FixtureServer, tmp_path: Path, start_daemon: Callable[..., DaemonProcess]
 ) -> None:
     feed_server.routes["/a.xml"] = Route(body=_rss("a"))
     _write_config(tmp_path / "feeds.toml", _source("a", feed_server.url("/a.xml"), "1h"))
@@ -454,7 +517,7 @@ def test_a_cron_poll_on_the_same_store_refuses_while_the_daemon_writes(
 
 @pytest.mark.slow
 def test_kill_9_then_restart_keeps_every_item_once_and_status_reports_the_sources(
-    feed_server: FixtureServer, tmp_path: Path, start_daemon: Callable[[], DaemonProcess]
+    feed_server: FixtureServer, tmp_path: Path, start_daemon: Callable[..., DaemonProcess]
 ) -> None:
     feed_server.routes["/a.xml"] = Route(body=_rss("a", count=4))
     feed_server.routes["/gone.xml"] = Route(body=b"gone", status=410)
@@ -485,64 +548,121 @@ def test_kill_9_then_restart_keeps_every_item_once_and_status_reports_the_source
     assert second.stop() == 0
 
 
-NOW = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
-MINUTE = timedelta(minutes=1)
-
-
-@pytest.mark.parametrize(
-    ("stored", "expected"),
-    [
-        (NOW + 7 * MINUTE, NOW + 7 * MINUTE),
-        (NOW + 30 * 24 * 60 * MINUTE, NOW + 12 * 60 * MINUTE),
-        (NOW - 3 * MINUTE, NOW + spread_offset("nantong", 15 * MINUTE)),
-        (None, NOW + spread_offset("nantong", 15 * MINUTE)),
-    ],
-    ids=[
-        "stored-time-ahead-is-kept",
-        "absurd-stored-time-is-capped",
-        "overdue-is-spread-not-immediate",
-        "never-polled-is-spread",
-    ],
-)
-def test_resume_at(stored: datetime | None, expected: datetime) -> None:
-    assert resume_at("nantong", stored, 15 * MINUTE, 12 * 60 * MINUTE, NOW) == expected
-
-
-def test_overdue_sources_do_not_all_resume_at_once() -> None:
-    names = [f"source-{index}" for index in range(50)]
-
-    starts = {resume_at(name, NOW - MINUTE, 15 * MINUTE, 12 * 60 * MINUTE, NOW) for name in names}
-
-    assert len(starts) == 50
-    assert max(starts) - min(starts) > 3 * MINUTE
-    assert all(NOW <= start < NOW + 5 * MINUTE for start in starts)
-
-
-ERROR = ErrorInfo("FetchError", "fetch: HTTP 503 Service Unavailable", "fetch", NOW)
-
-
-def _cron_fire(moment: datetime) -> datetime:
-    """Stands in for a cron trigger firing on every full hour."""
-    return moment.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-
-
-@pytest.mark.parametrize(
-    ("outcome", "next_cron_fire", "expected"),
-    [
-        (UpdateOutcome("a", "new", next_poll_at=NOW + 15 * MINUTE), None, NOW + 15 * MINUTE),
-        (UpdateOutcome("a", "error", error=ERROR, next_poll_at=NOW + 2 * MINUTE), None, NOW + 2 * MINUTE),
-        (UpdateOutcome("a", "skipped"), None, NOW + 5 * MINUTE),
-        (UpdateOutcome("a", "new", next_poll_at=NOW + 15 * MINUTE), _cron_fire, None),
-        (UpdateOutcome("a", "error", error=ERROR, next_poll_at=NOW + 90 * MINUTE), _cron_fire,
-         NOW + 120 * MINUTE),
-    ],
-    ids=["interval-follows-next-poll", "interval-follows-backoff", "no-time-waits-one-interval",
-         "cron-success-keeps-cron-times", "cron-failure-waits-for-the-backoff-then-the-next-cron-time"],
-)
-def test_follow_outcome(
-    outcome: UpdateOutcome, next_cron_fire: Callable[[datetime], datetime] | None, expected: datetime | None
+@pytest.mark.slow
+def test_a_removed_and_a_changed_source_apply_without_a_restart(
+    feed_server: FixtureServer, tmp_path: Path, start_daemon: Callable[..., DaemonProcess]
 ) -> None:
-    assert follow_outcome(outcome, NOW, 5 * MINUTE, next_cron_fire) == expected
+    for path in ("/a.xml", "/a2.xml", "/b.xml"):
+        feed_server.routes[path] = Route(body=_rss(path.strip("/.xml")))
+    config = tmp_path / "feeds.toml"
+    _write_config(config, _source("a", feed_server.url("/a.xml")), _source("b", feed_server.url("/b.xml")))
+    daemon = start_daemon()
+    _wait_until(lambda: feed_server.hits["/b.xml"] >= 1, what="a poll of b")
+
+    _write_config(config, _source("a", feed_server.url("/a2.xml")))
+
+    daemon.wait_for_log(r"reloaded \(file changed\): sources removed: b; sources changed: a \(url\)")
+    polls_of_b = feed_server.hits["/b.xml"]
+    _wait_until(lambda: feed_server.hits["/a2.xml"] >= 2, what="two polls of a's new url")
+    assert feed_server.hits["/b.xml"] <= polls_of_b + 1  # at most the poll in flight at the reload
+    status, body = daemon.get("/metrics")
+    assert status == 200 and 'source="a"' in body.decode() and 'source="b"' not in body.decode()
+    assert daemon.stop() == 0
+
+
+@pytest.mark.slow
+def test_a_hanging_source_costs_its_timeout_and_holds_up_no_other_host(
+    feed_server: FixtureServer, tmp_path: Path, start_daemon: Callable[..., DaemonProcess]
+) -> None:
+    feed_server.routes["/hang.xml"] = Route(body=_rss("hang"), delay_seconds=4.0)
+    feed_server.routes["/ok.xml"] = Route(body=_rss("ok"))
+    _write_config(
+        tmp_path / "feeds.toml",
+        _source("hang", feed_server.url("/hang.xml")),
+        _source("ok", feed_server.url("/ok.xml", host="localhost")),
+        settings=SETTINGS.replace('timeout = "5s"', 'timeout = "1.5s"'),
+    )
+    daemon = start_daemon()
+
+    failed = daemon.wait_for_log(r"update: source=hang outcome=error .* duration=([\d.]+)s error=fetch: .*1\.5 s")
+    _wait_until(lambda: feed_server.hits["/ok.xml"] >= 4, what="polls of the other source meanwhile")
+
+    assert float(failed.group(1)) < 1.5 + 0.5
+    # the hanging poll outlasts its 1 s interval: the job waits for it instead of firing again
+    assert "maximum number of running instances" not in daemon.log
+    assert daemon.stop() == 0
+
+
+@pytest.mark.slow
+def test_a_second_sigint_cancels_the_in_flight_poll_which_stores_nothing(
+    feed_server: FixtureServer, tmp_path: Path, start_daemon: Callable[..., DaemonProcess]
+) -> None:
+    feed_server.routes["/slow.xml"] = Route(body=_rss("slow"), delay_seconds=4.0)
+    _write_config(tmp_path / "feeds.toml", _source("slow", feed_server.url("/slow.xml")))
+    daemon = start_daemon()
+    _wait_until(lambda: feed_server.hits["/slow.xml"] >= 1, what="a poll in flight")
+
+    started = time.monotonic()
+    daemon.process.send_signal(signal.SIGINT)
+    daemon.wait_for_log(r"daemon: SIGINT: stopping")
+    daemon.wait_for_log(r"daemon: waiting up to \d+s for 1 in-flight polls")
+
+    assert daemon.stop(signal.SIGINT) == 0
+    assert time.monotonic() - started < 3
+    assert "daemon: SIGINT again: cancelling 1 in-flight polls" in daemon.log
+    assert "daemon: source=slow poll cancelled at shutdown" in daemon.log
+    storage = open_storage(str(tmp_path / "store" / "aggregator.db"))
+    try:
+        assert storage.count_items() == 0
+        assert "slow" not in storage.get_source_states()
+    finally:
+        storage.close()
+
+
+@pytest.mark.slow
+def test_polls_missed_while_the_daemon_was_stopped_are_coalesced_into_one(
+    feed_server: FixtureServer, tmp_path: Path, start_daemon: Callable[..., DaemonProcess]
+) -> None:
+    feed_server.routes["/a.xml"] = Route(body=_rss("a"))
+    _write_config(tmp_path / "feeds.toml", _source("a", feed_server.url("/a.xml")))
+    daemon = start_daemon()
+    _wait_until(lambda: feed_server.hits["/a.xml"] >= 2, what="two polls")
+
+    daemon.process.send_signal(signal.SIGSTOP)
+    time.sleep(3.5)  # three polls come due meanwhile
+    resumed = time.monotonic()
+    daemon.process.send_signal(signal.SIGCONT)
+    time.sleep(0.8)
+
+    after = [t for t in _request_times(feed_server, "/a.xml") if t >= resumed]
+    assert len(after) == 1, after
+    assert daemon.stop() == 0
+
+
+@pytest.mark.slow
+def test_a_moved_source_is_followed_and_status_and_check_tell_ops_with_json_logs(
+    feed_server: FixtureServer, tmp_path: Path, start_daemon: Callable[..., DaemonProcess]
+) -> None:
+    new_url = feed_server.url("/new.xml")
+    feed_server.routes["/old.xml"] = Route(status=301, headers={"Location": new_url})
+    feed_server.routes["/new.xml"] = Route(body=_rss("new"))
+    config = tmp_path / "feeds.toml"
+    _write_config(config, _source("moving", feed_server.url("/old.xml")))
+    daemon = start_daemon(log_format="json")
+
+    _wait_until(lambda: feed_server.hits["/new.xml"] >= 5, what="polls after the move")
+
+    assert feed_server.hits["/old.xml"] == 3  # then the new url is used directly
+    hint = f"moved permanently: update feeds.toml url to {new_url}"
+    status = _aggregator("status", "--json", "--config", str(config))
+    [row] = json.loads(status.stdout)
+    assert (row["state"], row["hint"]) == ("ok", hint)
+    check = _aggregator("check", "--config", str(config))
+    assert f"note: source 'moving': {hint}" in check.stdout
+    polls = [r for r in daemon.records() if str(r["message"]).startswith("update: source=moving")]
+    assert len(polls) >= 5
+    assert all(r["source"] == "moving" and r["outcome"] in ("new", "unchanged") for r in polls)
+    assert daemon.stop() == 0
 
 
 def test_cron_trigger_reads_crontab_fields_in_the_source_timezone() -> None:

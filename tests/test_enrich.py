@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -15,9 +16,9 @@ import pytest
 from aggregator.config import Config, SourceConfig, parse_config
 from aggregator.enrich import complete_items, fetch_list_pages
 from aggregator.fetch import HttpFetcher
-from aggregator.models import Fetched, RawItem
+from aggregator.models import Fetched, RawItem, UpdateOutcome
 from aggregator.parse import parse
-from aggregator.storage import open_storage
+from aggregator.storage import Storage, open_storage
 from aggregator.update import Updater
 from tests.conftest import DATA_DIR
 from tests.fixture_server import FixtureServer, Route
@@ -52,10 +53,19 @@ def _eastmoney_source(server: FixtureServer, tmp_path: Path, timeout: str = "2s"
     return config, config.sources[0]
 
 
-def _run_complete(config: Config, source: SourceConfig, items: Sequence[RawItem], **options: float) -> list[RawItem]:
+def _run_complete(config: Config, source: SourceConfig, items: Sequence[RawItem], concurrency: int = 4) -> list[RawItem]:
     async def run() -> list[RawItem]:
         async with HttpFetcher(config.settings) as fetcher:
-            return await complete_items(fetcher, source, items, **options)  # type: ignore[arg-type]
+            return await complete_items(fetcher, source, items, concurrency=concurrency)
+
+    return asyncio.run(run())
+
+
+def _poll(config: Config, storage: Storage, source: SourceConfig, now: datetime = NOW) -> UpdateOutcome:
+    """One pass of `source` through update.Updater: the real fetcher, loopback server, real storage."""
+    async def run() -> UpdateOutcome:
+        async with HttpFetcher(config.settings) as fetcher:
+            return await Updater(config, storage, fetcher, clock=lambda: now).update_source(source)
 
     return asyncio.run(run())
 
@@ -109,19 +119,6 @@ def test_detail_failure_timeout_or_error_page_loses_only_that_articles_body(
     assert "article=NW2 detail fetch failed, keeping the list summary" in lost[0]
     assert "article=NW3 detail fetch failed" in lost[1]
     assert "article=NW4 detail fetch unreadable" in lost[2] and "not JSON" in lost[2]
-
-
-def test_item_timeout_bounds_a_slow_detail_on_top_of_the_fetcher(
-    feed_server: FixtureServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    feed_server.routes[f"{DETAIL_PATH}?id=NW1"] = Route(b'{"text": "<p>x</p>"}', delay_seconds=1.0)
-    feed_server.routes[f"{DETAIL_PATH}?id=NW2"] = _detail("NW2")
-    config, source = _eastmoney_source(feed_server, tmp_path)
-    items = [RawItem(explicit_id="NW1", summary="s1"), RawItem(explicit_id="NW2", summary="s2")]
-    with caplog.at_level(logging.WARNING, logger="aggregator.enrich"):
-        completed = _run_complete(config, source, items, timeout_seconds=0.2)
-    assert [i.html for i in completed] == ["", "<p>正文 NW2</p>"]
-    assert "article=NW1 timed out, keeping the list summary: after 0.2s" in caplog.text
 
 
 def test_empty_list_makes_no_request(feed_server: FixtureServer, tmp_path: Path) -> None:
@@ -238,27 +235,126 @@ def test_a_failing_next_page_keeps_the_pages_read_so_far(
     assert "enrich: source=paged list page" in caplog.text and "keeping 1 page(s)" in caplog.text
 
 
+def test_an_unreadable_next_page_keeps_the_pages_read_so_far(
+    feed_server: FixtureServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = _paged_source(feed_server, tmp_path, max_pages=5)
+    feed_server.routes["/list_3.html"] = Route(b"   ", content_type=HTML_TYPE)
+    with caplog.at_level(logging.WARNING, logger="aggregator.enrich"):
+        pages = _follow(source, tmp_path)
+    assert [p.url.rsplit("/", 1)[1] for p in pages] == ["list_1.html", "list_2.html"]
+    assert "list_3.html not read, keeping 2 page(s): parse: the HTML page is empty" in caplog.text
+
+
+# --- end to end through update.Updater: the loopback server and a real store (SQLite and PostgreSQL) ---
+
+
 def test_repoll_of_an_unchanged_list_fetches_no_detail_and_duplicates_are_fetched_once(
-    feed_server: FixtureServer, tmp_path: Path
+    feed_server: FixtureServer, tmp_path: Path, storage: Storage
 ) -> None:
     seed, other = "NW202201242257831752", "NW202205252390829633"
     feed_server.routes["/list"] = Route(_list_records(seed, seed, other), content_type=JSON_TYPE)
     feed_server.routes[f"{DETAIL_PATH}?id={seed}"] = _detail("seed")
     feed_server.routes[f"{DETAIL_PATH}?id={other}"] = Route(b"gone", status=404)
     config, source = _eastmoney_source(feed_server, tmp_path)
-    storage = open_storage(config.settings.store)
-    try:
-        async def poll() -> None:
-            async with HttpFetcher(config.settings) as fetcher:
-                await Updater(config, storage, fetcher, clock=lambda: NOW).update_source(source)
-
-        asyncio.run(poll())
-        asyncio.run(poll())
-        item = storage.get_item(seed)
-        failed = storage.get_item(other)
-    finally:
-        storage.close()
+    first = _poll(config, storage, source)
+    second = _poll(config, storage, source)
+    item = storage.get_item(seed)
+    failed = storage.get_item(other)
+    assert (first.status, first.inserted, second.status, second.unchanged) == ("new", 2, "unchanged", 2)
     assert feed_server.hits[DETAIL_PATH] == 2  # one per distinct article, first poll only
     assert item is not None and "正文 seed" in item.html and item.categories == {"nantongribao"}
     assert item.published == datetime(2022, 1, 24, 0, 48, 9, tzinfo=ZoneInfo("Asia/Shanghai"))
     assert failed is not None and f"摘要 {other}" in failed.html
+    assert storage.category_titles() == {"nantongribao": "南通日报新闻"}
+
+
+def test_detail_fetches_keep_the_per_host_limits_of_feeds(feed_server: FixtureServer, tmp_path: Path) -> None:
+    codes = [f"NW20220124225783175{n}" for n in range(4)]
+    feed_server.routes["/list"] = Route(_list_records(*codes), content_type=JSON_TYPE)
+    for code in codes:
+        feed_server.routes[f"{DETAIL_PATH}?id={code}"] = Route(b'{"text": "<p>x</p>"}', delay_seconds=0.05)
+    config, source = _eastmoney_source(feed_server, tmp_path)
+    settings = config.settings.model_copy(update={"per_host_concurrency": 1, "per_host_delay": timedelta(seconds=0.1)})
+    config = config.model_copy(update={"settings": settings})
+    storage = open_storage(str(tmp_path / "polite.db"))
+    try:
+        assert _poll(config, storage, source).inserted == 4
+    finally:
+        storage.close()
+    assert max(feed_server.max_concurrent_by_host.values()) == 1
+    starts = [started for path, _, _, started in feed_server.requests]
+    assert all(later - earlier >= 0.09 for earlier, later in itertools.pairwise(starts)), starts
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "stage"),
+    [
+        (b'{"rc": 1, "record": []}', JSON_TYPE, "unchanged", None),
+        (b"<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html", "error", "parse"),
+    ],
+    ids=["empty-list", "html-error-page"],
+)
+def test_list_endpoint_that_is_empty_or_not_json(
+    feed_server: FixtureServer, tmp_path: Path, storage: Storage, body: bytes, content_type: str, status: str,
+    stage: str | None,
+) -> None:
+    feed_server.routes["/list"] = Route(body, content_type=content_type)
+    config, source = _eastmoney_source(feed_server, tmp_path)
+    outcome = _poll(config, storage, source)
+    assert (outcome.status, outcome.inserted) == (status, 0)
+    assert (outcome.error.stage if outcome.error else None) == stage
+    if outcome.error:
+        assert outcome.error.message.startswith("parse: the response is not JSON (text/html)")
+        assert storage.get_source_states()[source.name].failures == 1
+    assert feed_server.hits[DETAIL_PATH] == 0
+
+
+def _article_page(title: str) -> Route:
+    page = f"<html><body><div class='nav'>首页</div><div class='content'><p>{title} 正文</p></div></body></html>"
+    return Route(page.encode(), content_type=HTML_TYPE)
+
+
+def test_paged_html_source_stores_the_items_of_every_page_with_their_article_bodies(
+    feed_server: FixtureServer, tmp_path: Path, storage: Storage
+) -> None:
+    source = _paged_source(feed_server, tmp_path, max_pages=2)
+    source = source.model_copy(update={"body_selector": "div.content", "date_selector": "span.date"})
+    config = _config(feed_server, tmp_path, ['name = "unused"', 'url = "{url}"', 'categories = ["a"]'])
+    for page in (1, 2, 3):
+        for n in (1, 2):
+            feed_server.routes[f"/a/{page}0{n}.html"] = _article_page(f"第{page}页 条目{n}")
+    first = _poll(config, storage, source)
+    second = _poll(config, storage, source)
+    assert (first.inserted, second.status, second.unchanged) == (4, "unchanged", 4)
+    assert [feed_server.hits[f"/list_{n}.html"] for n in (1, 2, 3)] == [2, 2, 0]  # max_pages = 2
+    article_hits = {path: hits for path, hits in feed_server.hits.items() if path.startswith("/a/")}
+    assert article_hits == {"/a/101.html": 1, "/a/102.html": 1, "/a/201.html": 1, "/a/202.html": 1}
+    items = storage.list_items("a", limit=10)
+    assert sorted((i.url, i.html) for i in items) == [
+        (feed_server.url(f"/a/{page}0{n}.html"), f"<div><p>第{page}页 条目{n} 正文</p></div>") for page in (1, 2) for n in (1, 2)
+    ]
+    published = {i.url: i.published for i in items}
+    assert published[feed_server.url("/a/201.html")] == datetime(2022, 1, 22, 8, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+
+
+def test_full_content_through_a_poll_extracts_the_article_and_keeps_the_summary_when_it_fails(
+    feed_server: FixtureServer, tmp_path: Path, storage: Storage, caplog: pytest.LogCaptureFixture
+) -> None:
+    page = f"<html><body><nav>首页</nav><article><p>{ARTICLE_TEXT}</p><p>{ARTICLE_TEXT}</p></article></body></html>"
+    feed_server.routes["/article/1"] = Route(page.encode(), content_type=HTML_TYPE)
+    feed_server.routes["/article/2"] = Route(b"<html><body></body></html>", content_type=HTML_TYPE)
+    entries = "".join(
+        f"<item><title>t{n}</title><link>{feed_server.url(f'/article/{n}')}</link>"
+        f"<description>feed summary {n}</description></item>" for n in (1, 2)
+    )
+    feed_server.routes["/list"] = Route(f"<rss version='2.0'><channel><title>c</title>{entries}</channel></rss>".encode())
+    config = _full_content_config(feed_server, tmp_path)
+    with caplog.at_level(logging.WARNING, logger="aggregator.enrich"):
+        outcome = _poll(config, storage, config.sources[0])
+    assert outcome.inserted == 2
+    by_url = {i.url: i for i in storage.list_items("a", limit=10)}
+    extracted, fallback = by_url[feed_server.url("/article/1")], by_url[feed_server.url("/article/2")]
+    assert ARTICLE_TEXT in extracted.html and "首页" not in extracted.html
+    assert fallback.html == "feed summary 2"
+    assert "article/2 full-text extraction found no body, keeping the feed content" in caplog.text

@@ -22,6 +22,8 @@ SEED_ID = "NW202201242257831752"
         (RawItem(url="https://finance.eastmoney.com/a/202201242257831752.html"), SEED_ID),
         (RawItem(guid="http://stock.eastmoney.com/news/11060,202201242257831752.html", url="https://x.example/1"), SEED_ID),
         (RawItem(guid="urn:uuid:1234", url="https://x.example/1"), "guid:src:urn:uuid:1234"),
+        (RawItem(guid="nw202201242257831752", url="https://x.example/1"), SEED_ID),
+        (RawItem(guid="202201242257831752", url="https://x.example/1"), "guid:src:202201242257831752"),
         (RawItem(guid="https://News.Example.com/a?utm_source=rss&id=3#top"), "url:https://news.example.com/a?id=3"),
         (RawItem(url="https://news.example.com/a/1.html?utm_medium=feed"), "url:https://news.example.com/a/1.html"),
         (RawItem(explicit_id="not a code", url="https://news.example.com/b"), "url:https://news.example.com/b"),
@@ -29,6 +31,7 @@ SEED_ID = "NW202201242257831752"
     ids=[
         "explicit-infocode", "explicit-digits-normalised", "infocode-query", "infocode-param-any-case",
         "news-column-url", "a-url", "eastmoney-guid-beats-plain-link", "opaque-guid-namespaced-by-source",
+        "nw-code-guid-is-the-article-id", "bare-digits-guid-stays-namespaced",
         "url-guid-canonicalised", "link-without-tracking", "invalid-explicit-id-falls-through",
     ],
 )

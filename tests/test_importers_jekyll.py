@@ -1,130 +1,31 @@
-"""importers/jekyll.py: the legacy mirror's posts read, merged per article, imported into real storage."""
+"""importers/jekyll.py: the legacy mirror's posts imported into real storage (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
 import csv
-import itertools
 import re
 from collections import defaultdict
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from aggregator import dedupe
+from aggregator.categories import category_for_medium
 from aggregator.config import Config, SourceConfig, parse_config
-from aggregator.importers.jekyll import (
-    IMPORT_SOURCE_NAME,
-    ImportReport,
-    LegacyPost,
-    Skipped,
-    import_legacy_posts,
-    iter_legacy_posts,
-    merge_legacy_posts,
-    read_legacy_post,
-)
+from aggregator.importers.jekyll import ImportReport, import_legacy_posts
+from aggregator.importers.jekyll_posts import IMPORT_SOURCE_NAME, Skipped
 from aggregator.models import Candidate, ItemChange, RawItem, UpdateOutcome
-from aggregator.storage import Storage, open_storage
+from aggregator.storage import Storage
 from aggregator.update import build_item
-from tests.conftest import DATA_DIR
 
 NOW = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
-BEIJING = timezone(timedelta(hours=8))
-CASES_DIR = DATA_DIR / "jekyll"
 SEED_ID = "NW202201242257831752"
-
-
-def _case(name: str) -> Path:
-    [path] = (CASES_DIR / name).iterdir()
-    return path
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> Config:
     return parse_config("[settings]\n", tmp_path / "feeds.toml", {})
-
-
-@pytest.fixture
-def storage(tmp_path: Path) -> Iterator[Storage]:
-    store = open_storage(str(tmp_path / "store.db"))
-    yield store
-    store.close()
-
-
-def test_post_with_unescaped_quotes_in_its_title_and_a_polyphone_legacy_slug() -> None:
-    post = read_legacy_post(_case("title_with_unescaped_quotes_and_polyphone_slug"))
-    assert isinstance(post, LegacyPost)
-    assert post.title == '央行"降准"落地 释放长期资金'
-    assert post.article_id == "NW202203012280000001"
-    assert post.categories == ("chongqingchenbao",) and post.medium == "重庆晨报"
-    assert post.published == datetime(2022, 3, 1, 8, 30, tzinfo=BEIJING)
-    assert post.html == "<p>重庆晨报讯 央行宣布降准。</p>"
-    # the legacy proxy host is replaced by the eastmoney host it mirrored
-    assert post.source_link == "http://choicewzp1.eastmoney.com/html_News/NewsShare.html?infoCode=NW202203012280000001"
-
-
-def test_post_with_crlf_lines_and_a_medium_holding_a_space_and_latin_letters() -> None:
-    post = read_legacy_post(_case("crlf_medium_with_space_and_latin"))
-    assert isinstance(post, LegacyPost)
-    assert post.title == "21财经：长三角一体化再提速"
-    assert post.categories == ("21shijijingjibaodao-21caijingapp",)
-    assert post.medium == "21世纪经济报道 21财经APP"
-    assert post.html == "<p>长三角一体化再提速。</p>"
-
-
-def test_plain_text_digest_becomes_escaped_paragraphs_and_back_links_are_dropped() -> None:
-    post = read_legacy_post(_case("plain_text_digest_and_two_line_back_links"))
-    assert isinstance(post, LegacyPost)
-    assert post.html == "<p>第一段 &lt;不是标签&gt; &amp; 符号。</p><p>第二段。</p>"
-    assert post.categories == ("emnews",) and post.medium is None
-    # no offset in the date: Beijing time, as the legacy script meant
-    assert post.published == datetime(2022, 3, 7, 10, 0, tzinfo=BEIJING)
-    assert post.source_link == "http://finance.eastmoney.com/news/1353,202203072280000007.html"
-
-
-@pytest.mark.parametrize(
-    ("case", "reason"),
-    [
-        ("front_matter_not_closed", "unreadable front matter: no closing ---"),
-        ("date_unreadable", "unreadable front matter: date '昨天下午' is not YYYY-MM-DD HH:MM:SS +ZZZZ"),
-        ("front_matter_yaml_block_list", "unreadable front matter: line 5 is not `key: value`"),
-        ("site_post_without_id", "no article id in the source link or the file name"),
-        ("not_utf8", "not UTF-8 text"),
-    ],
-)
-def test_unreadable_post_is_skipped_with_its_reason(case: str, reason: str) -> None:
-    path = _case(case)
-    assert read_legacy_post(path) == Skipped(path, reason)
-
-
-def test_seed_post_reads_as_the_legacy_mirror_wrote_it(seed_post: Path) -> None:
-    post = read_legacy_post(seed_post)
-    assert isinstance(post, LegacyPost)
-    assert (post.article_id, post.categories, post.tags) == (SEED_ID, ("nantongribao",), ("南通日报新闻",))
-    assert post.title == "聚焦可持续发展 中天科技全面启动绿色低碳制造行动"
-    assert post.published == datetime(2022, 1, 24, 0, 48, 9, tzinfo=BEIJING)
-    assert post.html.startswith('<p style="display:none;height:1px;overflow:hidden;"><br /></p><!-- EM_StockImg_Start -->')
-    assert post.html.endswith('<p class="em_media">（文章来源：南通日报）</p>')
-
-
-def test_copies_of_one_article_are_read_next_to_each_other(legacy_posts_dir: Path) -> None:
-    ids = [p.article_id for p in iter_legacy_posts([legacy_posts_dir]) if isinstance(p, LegacyPost)]
-    runs = [key for key, _ in itertools.groupby(ids)]
-    assert len(runs) == len(set(ids))
-
-
-def test_merged_copies_keep_the_complete_one_and_every_category(legacy_posts_dir: Path) -> None:
-    names = ["_posts__-202205262391921712.md", "_posts__2022-05-26-202205262391921712.md",
-             "old_post__2022-05-26-NW202205262391921712.md"]
-    posts = [read_legacy_post(legacy_posts_dir / name) for name in names]
-    assert all(isinstance(p, LegacyPost) for p in posts)
-    merged = merge_legacy_posts([p for p in posts if isinstance(p, LegacyPost)])
-    assert merged.categories == ("emnews", "shanghaizhengquanbao")
-    assert merged.title == "国内首次！蔚来汽车启用这款“绿色”制冷液 哪些A股公司早有布局？"
-    assert merged.published == datetime(2022, 5, 26, 0, 19, 55, tzinfo=BEIJING)
-    assert merged.medium == "上海证券报"
-    assert merged.path.name == "_posts__2022-05-26-202205262391921712.md"
 
 
 def _manifest(legacy_posts_dir: Path) -> dict[str, set[str]]:
@@ -169,6 +70,9 @@ def test_import_yields_one_item_per_article_with_category_title_date_and_clean_b
         for residue in ("EM_StockImg", "display:none", "webquoteklinepic", "keytip", "返回首页", "finews.withounder"):
             assert residue not in item.html, (path.name, residue)
         assert item.sources == {IMPORT_SOURCE_NAME}
+    titles = storage.category_titles()
+    assert (titles["nantongribao"], titles["emnews"]) == ("南通日报新闻", "东财滚动新闻")
+    assert set(titles) == set().union(*expected.values()) - {"sitenews"}
 
 
 def test_importing_twice_changes_nothing(legacy_posts_dir: Path, storage: Storage, config: Config) -> None:
@@ -254,3 +158,34 @@ def test_report_summary_names_counts_and_skipped_files(tmp_path: Path) -> None:
          "1 files skipped"),
         f"  skipped {tmp_path / 'init.md'}: no article id",
     ]
+
+
+def _write_post(folder: Path, article_id: str, tag: str, category: str = "legacy") -> None:
+    (folder / f"2022-03-09-{article_id}.md").write_text(
+        f'---\ntitle: "{tag}的新闻"\ndate: 2022-03-09 09:00:00 +0800\ncategories: {category}\ntags: {tag}\n---\n'
+        f"<p>{tag}正文。</p>\n", encoding="utf-8")
+
+
+def test_colliding_media_in_one_import_are_filed_apart_and_new_categories_get_titles(
+    tmp_path: Path, storage: Storage, config: Config
+) -> None:
+    _write_post(tmp_path, "NW202203092280000001", "金融界新闻", "jinrongjie")
+    _write_post(tmp_path, "NW202203092280000002", "金融街新闻", "jinrongjie")
+    _write_post(tmp_path, "202203092280000003", "东财滚动新闻", "emnews")
+    import_legacy_posts(storage, config, [tmp_path], now=NOW)
+    categories = [storage.get_item(f"NW20220309228000000{n}").categories for n in (1, 2, 3)]  # type: ignore[union-attr]
+    assert categories[0] == {"jinrongjie"} and categories[2] == {"emnews"}
+    [apart] = categories[1]
+    assert re.fullmatch(r"jinrongjie-[0-9a-f]{4}", apart)
+    assert storage.category_titles() == {"jinrongjie": "金融界新闻", apart: "金融街新闻", "emnews": "东财滚动新闻"}
+
+
+def test_import_files_a_medium_where_a_live_source_filed_it(tmp_path: Path, storage: Storage, config: Config) -> None:
+    # a live "auto" source met 金融街 after 金融界 and filed it apart; its learnt title says so
+    live_slug = category_for_medium("金融街", {"jinrongjie": "金融界"})
+    storage.add_category_titles({"jinrongjie": "金融界新闻", live_slug: "金融街新闻"})
+    _write_post(tmp_path, "NW202203092280000002", "金融街新闻", "jinrongjie")
+    report = import_legacy_posts(storage, config, [tmp_path], now=NOW)
+    item = storage.get_item("NW202203092280000002")
+    assert report.inserted == 1 and item is not None and item.categories == {live_slug}
+    assert storage.category_titles() == {"jinrongjie": "金融界新闻", live_slug: "金融街新闻"}

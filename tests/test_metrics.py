@@ -103,6 +103,18 @@ def test_retired_and_skipped_polls_are_counted_without_a_fetch() -> None:
     assert _sample(metrics, "aggregator_fetch_seconds_count") == 0
 
 
+def test_the_410_answer_that_retires_a_source_counts_as_a_fetch_and_a_failure() -> None:
+    metrics = Metrics()
+    gone = ErrorInfo("FetchError", "fetch: HTTP 410 Gone", "fetch", FINISHED)
+
+    metrics.record_outcome(UpdateOutcome("a", "retired", error=gone, fetch_seconds=0.2, http_status=410), FINISHED)
+
+    assert _sample(metrics, "aggregator_polls_total", source="a", outcome="retired") == 1
+    assert _sample(metrics, "aggregator_fetch_seconds_count") == 1
+    # as the store counts it, so the gauge reads the same after a restart (load_states)
+    assert _sample(metrics, "aggregator_source_consecutive_failures", source="a") == 1
+
+
 def test_a_forgotten_source_has_no_series_left() -> None:
     metrics = Metrics()
     metrics.record_outcome(UpdateOutcome("gone", "new", inserted=1, bytes_fetched=10), FINISHED)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,6 +58,15 @@ def test_charset_in_the_http_header_beats_the_meta_declaration() -> None:
            '<a class="title" href="/1">南通日报</a></li></ul></body></html>'.encode()
     fetched = _fetched(body, "http://127.0.0.1/", content_type="text/html; charset=utf-8")
     assert parse_html_list(fetched, LIST_SOURCE, SHANGHAI).items[0].title == "南通日报"
+
+
+def test_byte_order_mark_beats_a_wrong_meta_declaration() -> None:
+    # the UTF-8 bytes of 中文 are also valid GB18030: read as the <meta> says, they would be mojibake
+    body = codecs.BOM_UTF8 + '<html><head><meta charset="gbk"></head><body><ul class="news-list"><li>' \
+        '<a class="title" href="/1">中文</a></li></ul></body></html>'.encode()
+    parsed = parse_html_list(_fetched(body, "http://127.0.0.1/"), LIST_SOURCE, SHANGHAI)
+    assert [i.title for i in parsed.items] == ["中文"]
+    assert parsed.warnings == ()
 
 
 def test_empty_page_is_a_parse_error() -> None:

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from aggregator.config import SourceConfig
+from aggregator.config import JsonFields, SourceConfig
 from aggregator.errors import ParseError
 from aggregator.models import Fetched, RawItem
 from aggregator.parse import PARSERS
@@ -113,7 +113,7 @@ def test_source_detail_url_overrides_the_preset_and_quotes_the_id() -> None:
 
 def test_record_without_id_or_source_without_detail_url_has_no_detail_url() -> None:
     generic = SourceConfig(name="g", kind="json", url="http://127.0.0.1/api", items_path="items",
-                           fields={"id": "id"}, categories="auto")
+                           fields=JsonFields(id="id"), categories="auto")
     assert detail_url_for(PRESET, RawItem(title="no id")) is None
     assert detail_url_for(generic, RawItem(explicit_id="1")) is None
 

@@ -1,4 +1,4 @@
-"""publish_categories against a real SQLite store: atomic, change-only writes, archives, OPML, index."""
+"""publish_categories against a real store (SQLite and PostgreSQL): change-only writes, archives, OPML, index."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import gzip
 import json
 import logging
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from aggregator.config import CategoryConfig, Config, Settings, SourceConfig
 from aggregator.errors import PublishError
 from aggregator.models import Item, ItemChange
 from aggregator.publish import output_dir_of, publish_categories
-from aggregator.storage import Storage, open_storage
+from aggregator.storage import Storage
 
 ATOM_RNG = Path(aggregator.__file__).parent / "schemas" / "atom.rng"
 BASE_URL = "https://news.example/"
@@ -63,15 +62,6 @@ def store(storage: Storage, items: list[Item], action: str = "insert") -> None:
         [ItemChange(action, item, min(item.sources), item.content_hash) for item in items],  # type: ignore[arg-type]
         None,
     )
-
-
-@pytest.fixture
-def storage(tmp_path: Path) -> Iterator[Storage]:
-    opened = open_storage(str(tmp_path / "store" / "aggregator.db"))
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def snapshot(directory: Path) -> dict[str, tuple[bytes, int]]:
@@ -179,6 +169,57 @@ def test_sealed_archive_pages_never_change_while_the_archive_grows(tmp_path: Pat
     page4 = feedparser.parse((archive / "4.atom").read_bytes())
     assert {link.rel: link.href for link in page4.feed.links}["next-archive"].endswith("/archive/nantongribao/5.atom")
     assert len(walk_archive(config, "nantongribao")) == 33
+
+
+def test_a_new_page_size_re_renders_the_archive_and_removes_pages_past_the_end(
+    tmp_path: Path, storage: Storage
+) -> None:
+    store(storage, [make_item(n) for n in range(23)])
+    publish_categories(storage, make_config(tmp_path))
+    archive = tmp_path / "feeds" / "archive" / "nantongribao"
+    assert (archive / "4.atom").exists()
+
+    bigger_pages = make_config(tmp_path, max_items_per_feed=10)
+    publish_categories(storage, bigger_pages)
+    assert sorted(p.name for p in archive.iterdir() if not p.name.startswith(".")) == [
+        "1.atom", "1.atom.gz", "2.atom", "2.atom.gz",
+    ]
+    assert len(feedparser.parse((archive / "1.atom").read_bytes()).entries) == 10
+    walked = walk_archive(bigger_pages, "nantongribao")
+    assert sorted(walked) == sorted(f"tag:aggregator,2022:{make_item(n).article_id}" for n in range(23))
+
+
+def test_a_new_base_url_re_renders_sealed_pages_with_their_new_links(tmp_path: Path, storage: Storage) -> None:
+    store(storage, [make_item(n) for n in range(23)])
+    publish_categories(storage, make_config(tmp_path))
+    moved = make_config(tmp_path, base_url="https://mirror.example/news/")
+    publish_categories(storage, moved)
+    page1 = feedparser.parse((tmp_path / "feeds" / "archive" / "nantongribao" / "1.atom").read_bytes())
+    assert {link.rel: link.href for link in page1.feed.links}["self"] == (
+        "https://mirror.example/news/feeds/archive/nantongribao/1.atom"
+    )
+
+
+@pytest.mark.parametrize(
+    "record",
+    ["3\n", "{not json", '{"sealed_pages": 3}', f'{{"sealed_pages": "3", "per_page": 5, "base_url": "{BASE_URL}"}}'],
+    ids=["bare-number", "not-json", "missing-keys", "wrong-type"],
+)
+def test_an_unreadable_seal_record_re_renders_the_archive_with_a_warning(
+    tmp_path: Path, storage: Storage, caplog: pytest.LogCaptureFixture, record: str
+) -> None:
+    config = make_config(tmp_path)
+    store(storage, [make_item(n) for n in range(23)])
+    publish_categories(storage, config)
+    archive = tmp_path / "feeds" / "archive" / "nantongribao"
+    page1 = archive / "1.atom"
+    page1.write_bytes(b"<feed>damaged</feed>")
+    (archive / ".sealed-pages").write_text(record)
+    with caplog.at_level(logging.WARNING, logger="aggregator.publish"):
+        publish_categories(storage, config)
+    assert "unreadable; re-rendering every archive page" in caplog.text
+    assert len(feedparser.parse(page1.read_bytes()).entries) == 5
+    assert len(walk_archive(config, "nantongribao")) == 23
 
 
 def test_a_deleted_sealed_page_is_written_again(tmp_path: Path, storage: Storage) -> None:

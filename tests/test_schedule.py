@@ -1,16 +1,18 @@
-"""Table tests for the pure poll-time decisions in aggregator.schedule."""
+"""Table tests for the pure poll-time decisions in aggregator.schedule, the daemon's included."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
 
 from aggregator import schedule
+from aggregator.models import ErrorInfo, UpdateOutcome
 from tests.conftest import REPO_ROOT
 
 NOW = datetime(2026, 11, 24, 6, 0, 0, tzinfo=UTC)
@@ -188,3 +190,71 @@ def test_spread_offset_is_the_same_in_every_process() -> None:
 )
 def test_is_due_when_next_poll_is_not_in_the_future(next_poll: datetime | None, expected: bool) -> None:
     assert schedule.is_due(next_poll, NOW) is expected
+
+
+@pytest.mark.parametrize(
+    ("stored", "expected"),
+    [
+        (NOW + 7 * MINUTE, NOW + 7 * MINUTE),
+        (NOW + 30 * 24 * 60 * MINUTE, NOW + 12 * 60 * MINUTE),
+        (NOW - 3 * MINUTE, NOW + schedule.spread_offset("nantong", 15 * MINUTE)),
+        (None, NOW + schedule.spread_offset("nantong", 15 * MINUTE)),
+    ],
+    ids=[
+        "stored-time-ahead-is-kept",
+        "absurd-stored-time-is-capped",
+        "overdue-is-spread-not-immediate",
+        "never-polled-is-spread",
+    ],
+)
+def test_resume_at(stored: datetime | None, expected: datetime) -> None:
+    assert schedule.resume_at("nantong", stored, 15 * MINUTE, 12 * 60 * MINUTE, NOW) == expected
+
+
+def test_overdue_sources_do_not_all_resume_at_once() -> None:
+    names = [f"source-{index}" for index in range(50)]
+
+    starts = {schedule.resume_at(name, NOW - MINUTE, 15 * MINUTE, 12 * 60 * MINUTE, NOW) for name in names}
+
+    assert len(starts) == 50
+    assert max(starts) - min(starts) > 3 * MINUTE
+    assert all(NOW <= start < NOW + 5 * MINUTE for start in starts)
+
+
+ERROR = ErrorInfo("FetchError", "fetch: HTTP 503 Service Unavailable", "fetch", NOW)
+
+
+def _cron_fire(moment: datetime) -> datetime:
+    """Stands in for a cron trigger firing on every full hour."""
+    return moment.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+
+
+def _cron_never_fires(moment: datetime) -> None:
+    """Stands in for an expression such as "0 0 30 2 *" (30 February)."""
+    return
+
+
+@pytest.mark.parametrize(
+    ("outcome", "next_cron_fire", "expected"),
+    [
+        (UpdateOutcome("a", "new", next_poll_at=NOW + 15 * MINUTE), None, NOW + 15 * MINUTE),
+        (UpdateOutcome("a", "error", error=ERROR, next_poll_at=NOW + 2 * MINUTE), None, NOW + 2 * MINUTE),
+        (UpdateOutcome("a", "skipped"), None, NOW + 5 * MINUTE),
+        (None, None, NOW + 5 * MINUTE),
+        (UpdateOutcome("a", "new", next_poll_at=NOW + 15 * MINUTE), _cron_fire, NOW + 60 * MINUTE),
+        (UpdateOutcome("a", "error", error=ERROR, next_poll_at=NOW + 90 * MINUTE), _cron_fire,
+         NOW + 120 * MINUTE),
+        (None, _cron_fire, NOW + 60 * MINUTE),
+        (UpdateOutcome("a", "new", next_poll_at=NOW + 15 * MINUTE), _cron_never_fires, None),
+    ],
+    ids=["interval-follows-next-poll", "interval-follows-backoff", "no-time-waits-one-interval",
+         "no-outcome-waits-one-interval", "cron-success-keeps-cron-times",
+         "cron-failure-waits-for-the-backoff-then-the-next-cron-time", "no-outcome-waits-for-the-next-cron-time",
+         "cron-that-never-fires-again-stays-paused"],
+)
+def test_follow_outcome(
+    outcome: UpdateOutcome | None,
+    next_cron_fire: Callable[[datetime], datetime | None] | None,
+    expected: datetime | None,
+) -> None:
+    assert schedule.follow_outcome(outcome, NOW, 5 * MINUTE, next_cron_fire) == expected

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import formatdate
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import feedparser
 import pytest
@@ -23,7 +23,17 @@ from aggregator.config import CategoryConfig, Config, Settings, SourceConfig
 from aggregator.models import Item, ItemChange
 from aggregator.publish import publish_categories
 from aggregator.publish.files import write_with_gzip
-from aggregator.serve import ASGIApp, Receive, Scope, Send, accepts_gzip, create_app, parse_listen
+from aggregator.publish.layout import INDEX_FILE, OPML_FILE, archive_file, atom_file, json_file, site_path
+from aggregator.serve import (
+    ASGIApp,
+    Receive,
+    Scope,
+    Send,
+    accepts_gzip,
+    create_app,
+    parse_listen,
+    resolve_path,
+)
 from aggregator.storage import Storage, open_storage
 
 T0 = datetime(2022, 1, 23, 16, 0, tzinfo=UTC)
@@ -214,6 +224,14 @@ def test_if_modified_since_gets_304_unless_the_file_is_newer(served: Site) -> No
     assert served.server.request("/feeds/nantongribao.atom", both).status == 200
 
 
+def test_a_query_string_does_not_change_what_is_served(served: Site) -> None:
+    # readers and proxies add cache-busting queries; the path alone names the file
+    plain = served.server.request("/feeds/nantongribao.atom")
+    busted = served.server.request("/feeds/nantongribao.atom?_=1700000000&x=%2e%2e")
+    assert (busted.status, busted.body, busted.headers["etag"]) == (200, plain.body, plain.headers["etag"])
+    assert served.server.request("/feeds/../feeds.toml?x=1").status == 404
+
+
 def test_head_answers_the_get_headers_without_a_body(served: Site) -> None:
     get = served.server.request("/feeds/nantongribao.atom")
     head = served.server.request("/feeds/nantongribao.atom", method="HEAD")
@@ -283,16 +301,18 @@ def test_a_category_without_sources_is_cached_for_the_default_interval(served: S
     assert served.server.request("/feeds/all.atom").headers["cache-control"] == "public, max-age=600"
 
 
-@pytest.mark.parametrize(
-    ("path", "content_type"),
-    [
-        ("/", "text/html; charset=utf-8"),
-        ("/feeds.opml", "text/x-opml; charset=utf-8"),
-        ("/feeds/all.atom", "application/atom+xml; charset=utf-8"),
-        ("/feeds/nantongribao.json", "application/feed+json; charset=utf-8"),
-    ],
-)
-def test_the_index_opml_all_feed_and_json_feed_are_served(served: Site, path: str, content_type: str) -> None:
+#: every kind of published URL with its media type; tests/test_publish_nginx.py holds nginx to it too
+SERVED_MEDIA_TYPES = [
+    ("/", "text/html; charset=utf-8"),
+    ("/feeds.opml", "text/x-opml; charset=utf-8"),
+    ("/feeds/all.atom", "application/atom+xml; charset=utf-8"),
+    ("/feeds/nantongribao.json", "application/feed+json; charset=utf-8"),
+    ("/feeds/archive/nantongribao/1.atom", "application/atom+xml; charset=utf-8"),
+]
+
+
+@pytest.mark.parametrize(("path", "content_type"), SERVED_MEDIA_TYPES)
+def test_every_kind_of_published_url_is_served_gzipped_with_its_media_type(served: Site, path: str, content_type: str) -> None:
     response = served.server.request(path, {"Accept-Encoding": "gzip"})
     assert response.status == 200
     assert response.headers["content-type"] == content_type
@@ -364,6 +384,16 @@ def test_healthz_reports_liveness_and_extra_routes_are_mounted(tmp_path: Path) -
         assert server.request("/feeds/nantongribao.atom").status == 404  # nothing published yet
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    "file",
+    [INDEX_FILE, OPML_FILE, atom_file("nantongribao"), atom_file("all"), json_file("yangzhou"),
+     archive_file("nantongribao", 1), archive_file("all", 123)],
+)
+def test_every_published_file_is_served_at_the_path_publish_links_it_under(file: PurePosixPath) -> None:
+    resource = resolve_path("/" + site_path(file))
+    assert resource is not None and resource.file == file
 
 
 @pytest.mark.parametrize(

@@ -119,3 +119,13 @@ def test_store_written_by_a_newer_program_is_refused(raw_store: SqlStorage, stor
     message = rf"^store: schema version {current + 1} is newer than this program knows \({current}\); upgrade"
     with pytest.raises(StorageError, match=message):
         open_storage(store_url)
+
+
+def test_upsert_statement_is_built_once_per_backend_and_shape(raw_store: SqlStorage) -> None:
+    """Building `excluded` copies every column: a poll of 304s saving 200 states must not rebuild it each time."""
+    from aggregator.storage.schema import sources, upsert
+
+    with raw_store._engine.connect() as connection:
+        first = upsert(connection, sources, ["name"], ["etag", "failures"])
+        assert upsert(connection, sources, ("name",), ("etag", "failures")) is first
+        assert upsert(connection, sources, ["name"], ["etag"]) is not first

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from aggregator.clean.rules import HostRule
-from aggregator.clean.urls import absolute_url, is_tracking_param, matches_host_rule, strip_tracking_params
+from aggregator.clean.urls import (
+    absolute_url,
+    build_host_index,
+    is_tracking_param,
+    matches_host_index,
+    strip_tracking_params,
+)
 
 ITEM_URL = "http://finance.eastmoney.com/news/1354,202201212257099936.html"
 
@@ -106,10 +112,12 @@ def test_content_naming_parameters_are_never_tracking_params() -> None:
 
 
 def test_host_rules_match_subdomains_and_path_prefixes_only() -> None:
-    rules = (HostRule("xueqiu.com", "/S/"), HostRule("quote.eastmoney.com"))
-    assert matches_host_rule("https://xueqiu.com/S/SH600000", rules)
-    assert matches_host_rule("http://www.quote.eastmoney.com/unify/r/1.600160", rules)
-    assert not matches_host_rule("https://xueqiu.com/today", rules)
-    assert not matches_host_rule("https://evilquote.eastmoney.com.example/", rules)
-    assert not matches_host_rule("https://a.example/?u=quote.eastmoney.com", rules)
-    assert not matches_host_rule("http://[::1", rules)
+    index = build_host_index((HostRule("xueqiu.com", "/S/"), HostRule("quote.eastmoney.com")))
+    assert matches_host_index("https://xueqiu.com/S/SH600000", index)
+    assert matches_host_index("http://www.quote.eastmoney.com/unify/r/1.600160", index)
+    assert matches_host_index("//QUOTE.eastmoney.com./unify/r/1.600160", index)
+    assert not matches_host_index("https://xueqiu.com/today", index)
+    assert not matches_host_index("https://evilquote.eastmoney.com.example/", index)
+    assert not matches_host_index("https://a.example/?u=quote.eastmoney.com", index)
+    assert not matches_host_index("https://quote.eastmoney.com@a.example/", index)
+    assert not matches_host_index("http://[::1", index)

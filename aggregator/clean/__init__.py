@@ -17,7 +17,6 @@ from aggregator.clean.urls import absolute_url, strip_tracking_params
 from aggregator.config import CleanRules
 
 __all__ = [
-    "CleanRules",
     "CompiledRules",
     "InvalidRuleError",
     "absolute_url",

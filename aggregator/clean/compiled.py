@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from cssselect import HTMLTranslator
-from cssselect.parser import SelectorError
-from cssselect.xpath import ExpressionError
+from cssselect.parser import Attrib, Element, SelectorError
+from cssselect.xpath import ExpressionError, XPathExpr
 from lxml import etree
 
 from aggregator.clean.rules import PRESETS, HostRule, SitePreset
 from aggregator.clean.urls import HostIndex, build_host_index
-from aggregator.config import CleanRules
+from aggregator.config import CleanRules, Replacement
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,16 +45,10 @@ class InvalidRuleError(ValueError):
 def compile_rules(rules: CleanRules) -> CompiledRules:
     """Merge the presets named by `rules.preset` with its own selectors and regexes, compiled."""
     presets = PRESETS[rules.preset]
-    replacements = []
-    for index, replacement in enumerate(rules.replace):
-        try:
-            replacements.append((re.compile(replacement.pattern), replacement.replacement))
-        except re.error as e:
-            raise InvalidRuleError(f"replace[{index}].pattern", f"invalid regular expression: {e}") from e
     remove = [selector for preset in presets for selector in preset.remove]
     unwrap = [selector for preset in presets for selector in preset.unwrap]
     return CompiledRules(
-        replacements=tuple(replacements),
+        replacements=_compile_replacements(rules.replace),
         remove=_compile_selectors("remove", tuple(remove), rules.remove),
         unwrap=_compile_selectors("unwrap", tuple(unwrap), rules.unwrap),
         widget_markers=any(preset.widget_markers for preset in presets),
@@ -67,14 +61,55 @@ def compile_rules(rules: CleanRules) -> CompiledRules:
     )
 
 
+def _compile_replacements(replacements: tuple[Replacement, ...]) -> tuple[tuple[re.Pattern[str], str], ...]:
+    compiled = []
+    for index, replacement in enumerate(replacements):
+        try:
+            pattern = re.compile(replacement.pattern)
+        except re.error as e:
+            raise InvalidRuleError(f"replace[{index}].pattern", f"invalid regular expression: {e}") from e
+        try:
+            # re parses the template eagerly, even with nothing to replace: a bad group reference
+            # (`\2` with one group) or a trailing backslash fails here, not on the first item
+            pattern.sub(replacement.replacement, "")
+        except re.error as e:
+            raise InvalidRuleError(f"replace[{index}].replacement", f"invalid replacement template: {e}") from e
+        compiled.append((pattern, replacement.replacement))
+    return tuple(compiled)
+
+
 def _merge_hosts(presets: tuple[SitePreset, ...], table: str) -> HostIndex:
     rules: tuple[HostRule, ...] = tuple(rule for preset in presets for rule in getattr(preset, table))
     return build_host_index(rules)
 
 
+class _FragmentTranslator(HTMLTranslator):
+    """cssselect's HTML translation, refusing namespace prefixes (`svg|a`, `[xlink|href]`).
+
+    Item HTML has no namespaces; the XPath of a prefixed name compiles but fails on every item
+    ("Undefined namespace prefix"), so it is refused with the other invalid selectors instead.
+    """
+
+    def xpath_element(self, selector: Element) -> XPathExpr:
+        _refuse_namespace(selector.namespace)
+        return super().xpath_element(selector)
+
+    def xpath_attrib(self, selector: Attrib) -> XPathExpr:
+        _refuse_namespace(selector.namespace)
+        return super().xpath_attrib(selector)
+
+
+def _refuse_namespace(namespace: str | None) -> None:
+    if namespace and namespace != "*":
+        raise ExpressionError(f"namespace prefix {namespace!r} is not supported: item HTML has no namespaces")
+
+
+_TRANSLATOR = _FragmentTranslator()
+
+
 def css_to_xpath(selector: str) -> str:
     """One CSS selector (group) as an XPath over the descendants of the fragment root."""
-    return str(HTMLTranslator().css_to_xpath(selector, prefix="descendant::"))
+    return str(_TRANSLATOR.css_to_xpath(selector, prefix="descendant::"))
 
 
 def _compile_selectors(key: str, preset_selectors: tuple[str, ...],
@@ -82,7 +117,9 @@ def _compile_selectors(key: str, preset_selectors: tuple[str, ...],
     paths = [css_to_xpath(selector) for selector in preset_selectors]
     for index, selector in enumerate(own_selectors):
         try:
-            paths.append(css_to_xpath(selector))
-        except (SelectorError, ExpressionError) as e:
+            path = css_to_xpath(selector)
+            etree.XPath(path)
+        except (SelectorError, etree.XPathError) as e:  # ExpressionError is a SelectorError
             raise InvalidRuleError(f"{key}[{index}]", f"invalid CSS selector {selector!r}: {e}") from e
+        paths.append(path)
     return etree.XPath(" | ".join(paths)) if paths else None

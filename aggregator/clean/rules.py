@@ -84,11 +84,11 @@ EASTMONEY = SitePreset(
         HostRule("webquotepic.eastmoney.com"),
     ),
     quote_link_hosts=(
-        # http://quote.eastmoney.com/unify/r/0.002752, …/unify/r/90.BK0493, …/unify/r/116.00700
+        # http://quote.eastmoney.com/unify/r/0.002752, …/unify/r/90.BK0493, …/unify/r/116.00700;
+        # a host rule covers its subdomains, so the mobile m.quote.eastmoney.com is included
         HostRule("quote.eastmoney.com"),
         # the mobile quote pages the same widgets link to
         HostRule("wap.eastmoney.com", "/quote/"),
-        HostRule("m.quote.eastmoney.com"),
     ),
 )
 

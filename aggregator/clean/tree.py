@@ -157,14 +157,14 @@ def _remove_widget_ranges(body: etree._Element) -> None:
 def _clean_images(body: etree._Element, rules: CompiledRules, base_url: str | None) -> None:
     for image in list(body.iter("img")):
         source = _image_source(image)
-        url = absolute_url(source, base_url) if source else None
-        if (url is None or url.startswith("mailto:")
+        url = _resolve_url(source, rules, base_url, allow_mailto=False) if source else None
+        if (url is None
                 or matches_host_index(url, rules.chart_image_hosts)
                 or matches_host_index(url, rules.tracking_image_hosts)
                 or rules.remove_pixels and _is_pixel(image)):
             _drop_tree(image)
             continue
-        image.set("src", strip_tracking_params(url) if rules.strip_tracking_params else url)
+        image.set("src", url)
         for dimension in ("width", "height"):
             value = image.get(dimension)
             if value is not None and not _DIMENSION_RE.fullmatch(value.strip()):
@@ -198,17 +198,28 @@ def _is_pixel(image: etree._Element) -> bool:
 def _clean_links(body: etree._Element, rules: CompiledRules, base_url: str | None) -> None:
     for link in list(body.iter("a")):
         href = link.get("href")
-        url = absolute_url(href, base_url) if href is not None else None
+        url = _resolve_url(href, rules, base_url, allow_mailto=True) if href is not None else None
         if url is None or matches_host_index(url, rules.quote_link_hosts):
             _drop_tag(link)
             continue
-        link.set("href", strip_tracking_params(url) if rules.strip_tracking_params else url)
+        link.set("href", url)
     for element in _CITED_XPATH(body):
-        url = absolute_url(element.get("cite", ""), base_url)
-        if url is None or url.startswith("mailto"):
+        url = _resolve_url(element.get("cite", ""), rules, base_url, allow_mailto=False)
+        if url is None:
             del element.attrib["cite"]
         else:
             element.set("cite", url)
+
+
+def _resolve_url(url: str, rules: CompiledRules, base_url: str | None, *, allow_mailto: bool) -> str | None:
+    """`url` absolute and without tracking parameters, or None when it is unsafe or unusable here.
+
+    Only a link can be mailto:; an image or a quotation source cannot be fetched from one.
+    """
+    resolved = absolute_url(url, base_url)
+    if resolved is None or not allow_mailto and resolved.startswith("mailto:"):
+        return None
+    return strip_tracking_params(resolved) if rules.strip_tracking_params else resolved
 
 
 def _enforce_allowlist(body: etree._Element) -> None:

@@ -102,13 +102,8 @@ def is_tracking_param(name: str, host: str = "") -> bool:
     return False
 
 
-def matches_host_rule(url: str, rules: tuple[HostRule, ...]) -> bool:
-    """Whether an absolute web URL belongs to one of `rules` (host or subdomain, path prefix)."""
-    return matches_host_index(url, build_host_index(rules))
-
-
 def build_host_index(rules: tuple[HostRule, ...]) -> HostIndex:
-    """`rules` as host → path prefixes, for matches_host_index on the hot path."""
+    """`rules` as host → path prefixes, built once per compiled rule set (clean/compiled.py)."""
     index: dict[str, tuple[str, ...]] = {}
     for rule in rules:
         index[rule.host] = index.get(rule.host, ()) + (rule.path_prefix,)
@@ -116,6 +111,8 @@ def build_host_index(rules: tuple[HostRule, ...]) -> HostIndex:
 
 
 def matches_host_index(url: str, index: HostIndex) -> bool:
+    """Whether a URL with an authority belongs to a rule of `index`: its host or a subdomain of it,
+    and a path starting with the rule's prefix. One dict lookup per host label, no URL parsing."""
     if not index:
         return False
     host, path = _host_and_path(url)

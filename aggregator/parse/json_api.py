@@ -66,6 +66,9 @@ _JSONP = re.compile(r"^\s*(?:var\s+[\w$]+\s*=\s*|[\w$.]+\s*\()(?P<json>.*?)\)?\s
 _TITLE_PREFIX = re.compile(r"^\s*【[^】]*】\s*")
 #: epoch values above this are milliseconds (1e11 s is in the year 5138)
 _EPOCH_MILLIS_ABOVE = 10**11
+#: an epoch sent as a string: 10 digits of seconds or 13 of milliseconds (2001 to 2286); 8, 12 and 14
+#: digits are left to times.to_utc, which reads them as the dates they are (20220124, 202201240048)
+_EPOCH_STRING = re.compile(r"\d{10}|\d{13}")
 
 
 def parse_json_api(fetched: Fetched, source: SourceConfig, tz: ZoneInfo) -> ParsedFeed:
@@ -167,11 +170,16 @@ def _find_records(document: object, path: str, *, path_given: bool) -> list[obje
     if isinstance(found, list):
         return found
     # an empty channel: eastmoney answers `"records": null` as readily as `[]`
-    if found is None and isinstance(document, Mapping) and any(
-        alternative in document for alternative in path.split("|")
-    ):
+    if found is None and any(_is_null_at(document, alternative) for alternative in path.split("|")):
         return []
     return None
+
+
+def _is_null_at(document: object, path: str) -> bool:
+    """True when the last key of `path` is present and null (`"records": null`, `"data": {"list": null}`)."""
+    parent_path, _, key = path.strip().rpartition(".")
+    parent = _walk(document, parent_path)
+    return isinstance(parent, Mapping) and key in parent and parent[key] is None
 
 
 def _read_record(
@@ -207,7 +215,9 @@ def _read_record(
 
 
 def _read_time(value: object, tz: ZoneInfo, now: datetime) -> datetime | None:
-    """A string in the source's timezone (times.to_utc), or epoch seconds / milliseconds."""
+    """A string in the source's timezone (times.to_utc), or epoch seconds / milliseconds (also as a string)."""
+    if isinstance(value, str) and _EPOCH_STRING.fullmatch(value.strip()):
+        value = int(value)
     if isinstance(value, str):
         return to_utc(value, tz, now)
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:

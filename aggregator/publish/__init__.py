@@ -10,9 +10,12 @@ all.atom, feeds.opml and index.html; then pings the WebSub hub for the feeds tha
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from pathlib import Path, PurePosixPath
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aggregator.config import CategoryConfig, Config
@@ -25,8 +28,11 @@ from aggregator.publish.index_page import IndexSection, render_index_page
 from aggregator.publish.json_feed import render_json_feed
 from aggregator.publish.layout import (
     ALL_FEED,
+    ATOM_SUFFIX,
+    GZIP_SUFFIX,
     INDEX_FILE,
     OPML_FILE,
+    archive_dir,
     archive_file,
     atom_file,
     file_url,
@@ -37,32 +43,23 @@ from aggregator.publish.layout import (
 from aggregator.publish.opml import render_opml
 
 if TYPE_CHECKING:
-    from aggregator.storage import Storage
+    from aggregator.storage import CategoryStats, Storage
 
-__all__ = ["PingHub", "output_dir_of", "publish_categories", "published_feed_names", "render_atom"]
+__all__ = ["is_published", "output_dir_of", "publish_categories", "published_feed_names", "with_learnt_categories"]
 
 log = logging.getLogger("aggregator.publish")
-
-#: (hub_url, topic_url) → None; raises PublishError when the hub refuses (aggregator/websub.py)
-PingHub = Callable[[str, str], None]
 
 #: headlines per feed on the index page
 INDEX_HEADLINES = 5
 
 
-def publish_categories(
-    storage: Storage,
-    config: Config,
-    categories: Iterable[str] | None = None,
-    *,
-    ping: PingHub | None = None,
-) -> list[str]:
+def publish_categories(storage: Storage, config: Config, categories: Iterable[str] | None = None) -> list[str]:
     """Republish `categories` (None: every configured category and every category in storage),
     then all.atom, feeds.opml and index.html. Returns the categories whose files changed.
 
     A category whose items did not change keeps its files untouched (same bytes, same mtime).
-    `ping` notifies the WebSub hub (default: aggregator.websub.ping_hub over HTTP); a failing
-    hub is logged and retried on the next publish, never an error here.
+    With settings.websub_hub, the hub is pinged for the feeds that changed; a failing hub is
+    logged and retried on the next publish, never an error here (aggregator/websub.py).
     """
     config = with_learnt_categories(config, storage.category_titles())
     output_dir = output_dir_of(config)
@@ -85,7 +82,8 @@ def publish_categories(
     with _writing(output_dir / OPML_FILE, "feeds.opml"):
         write_with_gzip(output_dir / OPML_FILE, render_opml(config, feed_set))
     with _writing(output_dir / INDEX_FILE, "index"):
-        write_with_gzip(output_dir / INDEX_FILE, render_index_page(config, _index_sections(storage, config, feed_set)))
+        sections = _index_sections(storage, config, feed_set, stats)
+        write_with_gzip(output_dir / INDEX_FILE, render_index_page(config, sections))
 
     hub = config.settings.websub_hub
     if hub:
@@ -96,7 +94,7 @@ def publish_categories(
             for name in [*changed, *([ALL_FEED] if all_changed else [])]
             for file in (atom_file, json_file)
         ]
-        notify_hub(output_dir, hub, topics, ping or default_ping(config.settings))
+        notify_hub(output_dir, hub, topics, default_ping(config.settings))
     return changed
 
 
@@ -115,11 +113,11 @@ def with_learnt_categories(config: Config, titles: Mapping[str, str]) -> Config:
     return config.model_copy(update={"categories": {**config.categories, **learnt}})
 
 
-def published_feed_names(config: Config, stats: Iterable[str]) -> list[str]:
+def published_feed_names(config: Config, stored_categories: Iterable[str]) -> list[str]:
     """Configured categories in config order, then categories only storage knows (e.g. filed by
     medium), sorted. Ids that cannot be a file name and URL segment are left out with a warning."""
     names: list[str] = []
-    for name in [*config.categories, *sorted(set(stats) - set(config.categories))]:
+    for name in [*config.categories, *sorted(set(stored_categories) - set(config.categories))]:
         if name == ALL_FEED or not is_feed_name(name):
             log.warning("publish: category id %r cannot be published (expected %s)", name, "a-z, 0-9, - and _")
             continue
@@ -148,30 +146,72 @@ def _publish_feed(storage: Storage, config: Config, output_dir: Path, name: str)
 
 def _publish_archive(storage: Storage, config: Config, output_dir: Path, name: str, plan: ArchivePlan) -> bool:
     """Pages sealed since the last publish are written once and never again (their entry set and
-    links are final); the newest, still open page is rewritten when its bytes change."""
+    links are final); the newest, still open page is rewritten when its bytes change.
+
+    Sealed pages are kept only while the page size and base_url they were rendered with still
+    hold: after either changes every page is rendered again (a page of the old size would skip or
+    repeat items on the walk, an old base_url would link to where the feeds no longer are), and
+    pages beyond the new last one are removed.
+    """
     category = None if name == ALL_FEED else name
     marker = output_dir / sealed_marker_file(name)
-    sealed_before = _read_sealed_count(marker)
+    seal = _ArchiveSeal(plan.sealed_count, plan.per_page, config.settings.base_url)
+    before = _read_seal(marker)
+    if before is not None and before.is_compatible(seal):
+        kept_pages = before.sealed_pages
+    else:
+        kept_pages = 0
+        _remove_pages_after(output_dir, name, plan.page_count)
     changed = False
     for page in range(1, plan.page_count + 1):
         path = output_dir / archive_file(name, page)
-        if page <= min(sealed_before, plan.sealed_count) and path.exists():
+        if plan.is_sealed(page) and page <= kept_pages and path.exists():
             continue
         items = _items_at(storage, category, plan.page_range(page))
         changed |= write_with_gzip(path, render_atom(describe_feed(config, name, plan, page), items, config))
-    if plan.sealed_count != sealed_before:
-        write_if_changed(marker, f"{plan.sealed_count}\n".encode())
+    write_if_changed(marker, seal.to_bytes())
     return changed
 
 
-def _read_sealed_count(marker: Path) -> int:
+@dataclass(frozen=True, slots=True)
+class _ArchiveSeal:
+    """What a feed's sealed archive pages on disk were rendered with (its `.sealed-pages` file)."""
+
+    sealed_pages: int
+    per_page: int
+    base_url: str
+
+    def is_compatible(self, other: _ArchiveSeal) -> bool:
+        return (self.per_page, self.base_url) == (other.per_page, other.base_url)
+
+    def to_bytes(self) -> bytes:
+        return (json.dumps(dataclasses.asdict(self), sort_keys=True) + "\n").encode("utf-8")
+
+
+def _read_seal(marker: Path) -> _ArchiveSeal | None:
     try:
-        return int(marker.read_text(encoding="ascii").strip() or 0)
+        seal = _ArchiveSeal(**json.loads(marker.read_bytes()))
     except FileNotFoundError:
-        return 0
-    except ValueError:
+        return None
+    except (ValueError, TypeError):  # not JSON, not an object, or other keys
+        seal = None
+    if seal is None or not (
+        type(seal.sealed_pages) is int and type(seal.per_page) is int and isinstance(seal.base_url, str)
+    ):
         log.warning("publish: %s is unreadable; re-rendering every archive page", marker)
-        return 0
+        return None
+    return seal
+
+
+def _remove_pages_after(output_dir: Path, name: str, last_page: int) -> None:
+    """Archive pages numbered above `last_page`, with their .gz twins (left by a larger page count)."""
+    folder = output_dir / archive_dir(name)
+    if not folder.is_dir():
+        return
+    for path in folder.iterdir():
+        number = path.name.removesuffix(GZIP_SUFFIX).removesuffix(ATOM_SUFFIX)
+        if number.isdigit() and int(number) > last_page:
+            path.unlink(missing_ok=True)
 
 
 def _items_at(storage: Storage, category: str | None, positions: range) -> list[Item]:
@@ -180,8 +220,9 @@ def _items_at(storage: Storage, category: str | None, positions: range) -> list[
     return storage.list_items_in_order(category, start=positions.start, limit=len(positions))
 
 
-def _index_sections(storage: Storage, config: Config, names: Sequence[str]) -> list[IndexSection]:
-    stats = storage.category_stats()
+def _index_sections(
+    storage: Storage, config: Config, names: Sequence[str], stats: Mapping[str, CategoryStats]
+) -> list[IndexSection]:
     per_page = config.settings.max_items_per_feed
     sections = []
     for name in names:
@@ -207,7 +248,7 @@ def _index_sections(storage: Storage, config: Config, names: Sequence[str]) -> l
 
 
 @contextlib.contextmanager
-def _writing(path: Path | PurePosixPath, name: str) -> Iterator[None]:
+def _writing(path: Path, name: str) -> Iterator[None]:
     """The edge where the disk's failures become PublishError."""
     try:
         yield

@@ -13,6 +13,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from aggregator.publish.layout import gzip_file
+
 #: feeds are public documents; mkstemp's 0600 would hide them from an nginx worker user
 PUBLISHED_FILE_MODE = 0o644
 
@@ -57,7 +59,7 @@ def write_with_gzip(path: Path, data: bytes) -> bool:
     The plain file is written first, so a .gz at least as new as its plain file is its current
     twin; `serve` falls back to the plain file when a crash left an older .gz behind.
     """
-    gzip_path = path.with_name(path.name + ".gz")
+    gzip_path = gzip_file(path)
     wrote_plain = write_if_changed(path, data)
     wrote_gzip = write_if_changed(gzip_path, gzip_bytes(data))
     if wrote_plain and not wrote_gzip:

@@ -13,13 +13,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
-from pathlib import PurePosixPath
 from zoneinfo import ZoneInfo
 
 from aggregator.config import Config
 from aggregator.models import Item
 from aggregator.publish.atom import ALL_FEED_TITLE
-from aggregator.publish.layout import ALL_FEED, OPML_FILE, archive_file, atom_file, file_url, json_file
+from aggregator.publish.layout import (
+    ALL_FEED,
+    OPML_FILE,
+    archive_file,
+    atom_file,
+    file_url,
+    json_file,
+    site_path,
+)
 
 SITE_TITLE = "地方报纸新闻聚合"
 
@@ -63,12 +70,12 @@ def render_index_page(config: Config, sections: Sequence[IndexSection]) -> bytes
     base_url = config.settings.base_url
     discovery = [
         f'<link rel="alternate" type="application/atom+xml" title="{escape(s.title)}" '
-        f'href="{_relative(atom_file(s.name))}">'
+        f'href="{site_path(atom_file(s.name))}">'
         for s in sections
     ]
     body = [_render_section(section, base_url, zone) for section in sections]
     has_all = any(s.name == ALL_FEED for s in sections)
-    all_link = f' · <a href="{_relative(atom_file(ALL_FEED))}">订阅{ALL_FEED_TITLE}</a>' if has_all else ""
+    all_link = f' · <a href="{site_path(atom_file(ALL_FEED))}">订阅{ALL_FEED_TITLE}</a>' if has_all else ""
     page = f"""<!DOCTYPE html>
 <html lang="zh-CN">
 <head>
@@ -76,14 +83,14 @@ def render_index_page(config: Config, sections: Sequence[IndexSection]) -> bytes
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{SITE_TITLE}</title>
 {chr(10).join(discovery)}
-<link rel="alternate" type="text/x-opml" title="订阅列表 (OPML)" href="{OPML_FILE}">
+<link rel="alternate" type="text/x-opml" title="订阅列表 (OPML)" href="{site_path(OPML_FILE)}">
 <style>{_STYLE}</style>
 </head>
 <body>
 <header>
 <h1>{SITE_TITLE}</h1>
 <p>按报纸分类的新闻订阅源，用任何 RSS / Atom 阅读器都能订阅：复制订阅地址粘贴到阅读器，或
-<a href="{OPML_FILE}">下载 OPML</a> 一次导入全部分类{all_link}。</p>
+<a href="{site_path(OPML_FILE)}">下载 OPML</a> 一次导入全部分类{all_link}。</p>
 </header>
 <main>
 {chr(10).join(body)}
@@ -105,11 +112,11 @@ def _render_section(section: IndexSection, base_url: str, zone: ZoneInfo) -> str
     headlines = "\n".join(_render_headline(item, zone) for item in section.headlines)
     description = f"<p>{escape(section.description)}</p>\n" if section.description else ""
     archive = (
-        f' <a href="{_relative(archive_file(section.name, section.archive_pages))}">历史存档</a>'
+        f' <a href="{site_path(archive_file(section.name, section.archive_pages))}">历史存档</a>'
         if section.archive_pages
         else ""
     )
-    atom_href = _relative(atom_file(section.name))
+    atom_href = site_path(atom_file(section.name))
     return f"""<section id="{section.name}">
 <h2>{escape(section.title)}</h2>
 {description}<p class="meta">共 {section.item_count} 篇 · {last}</p>
@@ -117,7 +124,7 @@ def _render_section(section: IndexSection, base_url: str, zone: ZoneInfo) -> str
 {headlines or "<li>暂无文章</li>"}
 </ul>
 <p class="subscribe"><a class="primary" href="{atom_href}">订阅 Atom</a> \
-<a href="{_relative(json_file(section.name))}">JSON Feed</a>{archive}</p>
+<a href="{site_path(json_file(section.name))}">JSON Feed</a>{archive}</p>
 <p><code>{escape(file_url(base_url, atom_file(section.name)))}</code></p>
 </section>"""
 
@@ -129,7 +136,3 @@ def _render_headline(item: Item, zone: ZoneInfo) -> str:
     link = f'<a href="{escape(item.url)}">{title}</a>' if is_web and item.url else title
     shown = item.published or item.updated
     return f'<li>{link}<time datetime="{shown.isoformat()}">{shown.astimezone(zone):%m-%d %H:%M}</time></li>'
-
-
-def _relative(file: PurePosixPath) -> str:
-    return f"feeds/{file}"

@@ -17,7 +17,8 @@ request paths back to them), so an nginx in front can serve the same tree with `
 from __future__ import annotations
 
 import re
-from pathlib import PurePosixPath
+from pathlib import PurePath, PurePosixPath
+from typing import TypeVar
 
 #: the feed of every category together; no category may take this id
 ALL_FEED = "all"
@@ -31,6 +32,7 @@ INDEX_FILE = PurePosixPath("index.html")
 OPML_FILE = PurePosixPath("feeds.opml")
 #: retry list of WebSub pings that failed (aggregator/websub.py)
 PENDING_PINGS_FILE = PurePosixPath(".websub-pending.json")
+ATOM_SUFFIX = ".atom"
 GZIP_SUFFIX = ".gz"
 
 
@@ -39,7 +41,7 @@ def is_feed_name(name: str) -> bool:
 
 
 def atom_file(name: str) -> PurePosixPath:
-    return PurePosixPath(f"{name}.atom")
+    return PurePosixPath(name + ATOM_SUFFIX)
 
 
 def json_file(name: str) -> PurePosixPath:
@@ -51,15 +53,20 @@ def archive_dir(name: str) -> PurePosixPath:
 
 
 def archive_file(name: str, page: int) -> PurePosixPath:
-    return archive_dir(name) / f"{page}.atom"
+    return archive_dir(name) / f"{page}{ATOM_SUFFIX}"
 
 
 def sealed_marker_file(name: str) -> PurePosixPath:
-    """Holds how many archive pages of `name` are sealed (complete, never rewritten)."""
+    """Records how many archive pages of `name` are sealed (complete, never rewritten), and the
+    page size and base_url they were rendered with."""
     return archive_dir(name) / ".sealed-pages"
 
 
-def gzip_file(path: PurePosixPath) -> PurePosixPath:
+_P = TypeVar("_P", bound=PurePath)
+
+
+def gzip_file(path: _P) -> _P:
+    """The precompressed twin beside `path` (named as nginx's gzip_static looks for it)."""
     return path.with_name(path.name + GZIP_SUFFIX)
 
 
@@ -68,10 +75,16 @@ def site_url(base_url: str, path: str = "") -> str:
     return base_url.rstrip("/") + "/" + path
 
 
-def file_url(base_url: str, file: PurePosixPath) -> str:
-    """Public URL of a published file: feeds live under /feeds/, the index and OPML at the top."""
+def site_path(file: PurePosixPath) -> str:
+    """Where a published file sits in the site, relative to its root (no leading slash): feeds live
+    under feeds/, the index and the OPML at the top. Also the index page's relative links."""
     if file == INDEX_FILE:
-        return site_url(base_url)
+        return ""
     if file == OPML_FILE:
-        return site_url(base_url, str(OPML_FILE))
-    return site_url(base_url, f"feeds/{file}")
+        return str(OPML_FILE)
+    return f"feeds/{file}"
+
+
+def file_url(base_url: str, file: PurePosixPath) -> str:
+    """Public URL of a published file."""
+    return site_url(base_url, site_path(file))

@@ -26,8 +26,8 @@ def render_opml(config: Config, names: Sequence[str]) -> bytes:
     ET.SubElement(head, "docs").text = "http://opml.org/spec2.opml"
     body = ET.SubElement(opml, "body")
     for name in names:
-        outline = ET.SubElement(body, "outline", type="rss", text=feed_title(config, name))
-        outline.set("title", feed_title(config, name))
+        title = feed_title(config, name)
+        outline = ET.SubElement(body, "outline", type="rss", text=title, title=title)
         outline.set("xmlUrl", file_url(base_url, atom_file(name)))
         outline.set("htmlUrl", site_url(base_url, f"#{name}"))
         description = feed_subtitle(config, name)
