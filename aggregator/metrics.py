@@ -87,7 +87,7 @@ class Metrics:
         """Count one poll; `finished_at` stamps a success (the outcome itself carries no time)."""
         name = outcome.source_name
         self.polls.labels(name, outcome.status).inc()
-        if outcome.error is None and outcome.status in ("skipped", "retired"):
+        if outcome.error is None and outcome.status == "retired":
             return  # nothing was fetched (a "retired" outcome with an error is the 410 answer itself)
         self.fetch_seconds.observe(outcome.fetch_seconds)
         self.bytes_fetched.labels(name).inc(outcome.bytes_fetched)

@@ -195,7 +195,7 @@ class ItemChange:
     raw_hash: str
 
 
-OutcomeStatus = Literal["new", "updated", "unchanged", "not_modified", "error", "skipped", "retired"]
+OutcomeStatus = Literal["new", "updated", "unchanged", "not_modified", "error", "retired"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,8 @@ log = logging.getLogger("aggregator.update")
 
 #: polls in a row that must announce the same permanent redirect before we follow it (issue 4)
 MOVED_AFTER_POLLS = 3
+#: appended to the raw hash of an item whose article body could not be fetched, so it is retried
+INCOMPLETE_MARK = ":incomplete"
 
 T = TypeVar("T")
 
@@ -200,7 +202,7 @@ class Updater:
         from aggregator.enrich import complete_items
 
         raws = await complete_items(self.fetcher, source, [c.raw for c in candidates])
-        return [_with_raw(c, raw) for c, raw in zip(candidates, raws, strict=True)]
+        return [_completed(c, raw) for c, raw in zip(candidates, raws, strict=True)]
 
     def _record_not_modified(
         self, source: SourceConfig, state: SourceState, result: NotModified, now: datetime,
@@ -293,8 +295,12 @@ def _needs_completion(source: SourceConfig) -> bool:
     return source.kind == "html" and source.body_selector is not None
 
 
-def _with_raw(candidate: Candidate, raw: RawItem) -> Candidate:
-    return Candidate(candidate.article_id, candidate.source_name, candidate.categories, raw, candidate.raw_hash)
+def _completed(candidate: Candidate, raw: RawItem) -> Candidate:
+    """The candidate with its article body. When the body could not be fetched (enrich kept the list
+    record as it was), the raw hash is marked so it never matches: the next poll tries again, and the
+    summary is published meanwhile."""
+    raw_hash = candidate.raw_hash if raw != candidate.raw else candidate.raw_hash + INCOMPLETE_MARK
+    return Candidate(candidate.article_id, candidate.source_name, candidate.categories, raw, raw_hash)
 
 
 def _log_outcome(outcome: UpdateOutcome) -> None:
@@ -303,7 +309,12 @@ def _log_outcome(outcome: UpdateOutcome) -> None:
         level, "update: source=%s outcome=%s new=%d updated=%d unchanged=%d status=%s duration=%.3fs%s",
         outcome.source_name, outcome.status, outcome.inserted, outcome.updated, outcome.unchanged,
         outcome.http_status, outcome.duration_seconds, f" error={outcome.error.message}" if outcome.error else "",
-        extra={"source": outcome.source_name, "outcome": outcome.status},
+        extra={
+            "source": outcome.source_name, "outcome": outcome.status, "new": outcome.inserted,
+            "updated": outcome.updated, "unchanged": outcome.unchanged, "http_status": outcome.http_status,
+            "duration_seconds": round(outcome.duration_seconds, 3),
+            **({"error": outcome.error.message, "stage": outcome.error.stage} if outcome.error else {}),
+        },
     )
 
 
@@ -339,15 +350,17 @@ def _files_by_medium(source: SourceConfig) -> bool:
 
 
 def _categories_for(source: SourceConfig, raw: RawItem, media: dict[str, str]) -> frozenset[str]:
-    """The source's categories, or the item's medium's slug (recorded in `media`) for auto sources."""
+    """The source's configured categories, plus the item's medium's slug (recorded in `media`) when the
+    source files by medium (`categories = "auto"` or `category_from = "medium"`)."""
+    configured = frozenset(source.categories) if source.categories != "auto" else frozenset()
     if not _files_by_medium(source):
-        return frozenset(source.categories)
+        return configured
     from aggregator.categories import category_for_medium
 
     medium = (raw.medium or source.name).strip()
     slug = category_for_medium(medium, media)
     media.setdefault(slug, medium)
-    return frozenset({slug})
+    return configured | {slug}
 
 
 def _new_titles(media: Mapping[str, str], taken: Mapping[str, str]) -> dict[str, str]:

@@ -154,3 +154,64 @@ def test_auto_source_files_items_under_their_media_and_keeps_colliding_media_apa
     publish_categories(storage, config, None)
     jinrongjie_feed = feedparser.parse((tmp_path / "out" / "jinrongjie.atom").read_bytes())
     assert jinrongjie_feed.feed.title in ("金融界新闻", "金融街新闻")
+
+
+def _eastmoney_source(server: FixtureServer, tmp_path: Path, extra: list[str]) -> Config:
+    text = "\n".join([
+        "[settings]", "allow_private_networks = true", 'per_host_delay = "1ms"', 'timeout = "3s"', "",
+        "[categories.a]", 'title = "A"', "",
+        "[[sources]]", 'name = "em"', 'kind = "json"', 'preset = "eastmoney"', *extra,
+        f'url = "{server.url("/list")}"', f'detail_url = "{server.url("/detail/{id}")}"', "",
+    ])
+    return parse_config(text, tmp_path / "feeds.toml", {})
+
+
+def _listing(*records: tuple[str, str, str]) -> Route:
+    body = {"records": [{"infoCode": code, "title": title, "showtime": "2022-01-24 00:48:09", "medianame": medium,
+                         "digest": f"{title}摘要"} for code, medium, title in records]}
+    return Route(json.dumps(body, ensure_ascii=False).encode(), content_type="application/json")
+
+
+def test_category_from_medium_adds_the_medium_to_the_configured_categories(
+    feed_server: FixtureServer, storage: Storage, tmp_path: Path
+) -> None:
+    feed_server.routes["/list"] = _listing(("NW202201242257831752", "南通日报", "标题"))
+    feed_server.routes["/detail/NW202201242257831752"] = Route(b'{"text": "<p>x</p>"}', content_type="application/json")
+    config = _eastmoney_source(feed_server, tmp_path, ['categories = ["a"]', 'category_from = "medium"'])
+    _poll(config, storage)
+    item = storage.get_item("NW202201242257831752")
+    assert item is not None and item.categories == {"a", "nantongribao"}
+
+
+def test_article_whose_body_could_not_be_fetched_is_retried_on_the_next_poll(
+    feed_server: FixtureServer, storage: Storage, tmp_path: Path
+) -> None:
+    code = "NW202201242257831752"
+    feed_server.routes["/list"] = _listing((code, "南通日报", "标题"))
+    feed_server.routes[f"/detail/{code}"] = Route(b"busy", status=503, content_type="text/plain")
+    config = _eastmoney_source(feed_server, tmp_path, ['categories = ["a"]'])
+    [first] = _poll(config, storage)
+    item = storage.get_item(code)
+    assert first.inserted == 1 and item is not None and "标题摘要" in item.html, "the digest stands in meanwhile"
+    feed_server.routes[f"/detail/{code}"] = Route('{"text": "<p>全文</p>"}'.encode(), content_type="application/json")
+    [second] = _poll(config, storage, NOW + timedelta(minutes=15))
+    assert second.updated == 1
+    item = storage.get_item(code)
+    assert item is not None and item.html == "<p>全文</p>"
+    [third] = _poll(config, storage, NOW + timedelta(minutes=30))
+    assert third.status == "unchanged"
+    assert feed_server.hits[f"/detail/{code}"] == 2, "a complete article is not fetched again"
+
+
+def test_item_links_lose_tracking_parameters_and_relative_body_urls_resolve_against_the_item(
+    feed_server: FixtureServer, storage: Storage, seed: Post, tmp_path: Path
+) -> None:
+    post = Post(**{**seed.__dict__, "link": "https://news.example.cn/2022/01/a.html?id=7&utm_source=rss",
+                   "html": '<p><a href="../b.html">上一篇</a><img src="pic.jpg"></p>'})
+    feed_server.routes["/one"] = Route(rss("one", [post]))
+    config = _config(feed_server, tmp_path, [("one", "/one", "a")])
+    _poll(config, storage)
+    [item] = storage.list_items("a", limit=5)
+    assert item.url == "https://news.example.cn/2022/01/a.html?id=7"
+    assert '<a href="https://news.example.cn/2022/b.html">上一篇</a>' in item.html
+    assert '<img src="https://news.example.cn/2022/01/pic.jpg">' in item.html
