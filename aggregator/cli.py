@@ -218,13 +218,18 @@ def _poll_pass(config: Config, storage: Storage, sources: list[SourceConfig], *,
 
 
 def _publish_after_poll(config: Config, storage: Storage, outcomes: Sequence[UpdateOutcome]) -> list[str]:
-    """Republish the categories that changed; the first pass publishes every feed, even empty ones."""
-    from aggregator.publish import is_published, publish_categories
+    """Republish the categories that changed; the first pass publishes every feed, even empty ones.
+    With nothing to publish, the WebSub pings a hub missed earlier are retried (a publish retries them itself)."""
+    from aggregator.publish import is_published, output_dir_of, publish_categories
+    from aggregator.websub import retry_pending_pings
 
     if not is_published(config):
         return publish_categories(storage, config, None)
     changed = sorted({c for o in outcomes for c in o.changed_categories})
-    return publish_categories(storage, config, changed) if changed else []
+    if changed:
+        return publish_categories(storage, config, changed)
+    retry_pending_pings(output_dir_of(config), config.settings)
+    return []
 
 
 def _print_summary(outcomes: Sequence[UpdateOutcome], published: Sequence[str], out: TextIO) -> None:

@@ -18,7 +18,17 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 
 from aggregator.config_lines import Loc, find_line, format_key, locate_keys
@@ -30,6 +40,7 @@ from aggregator.config_values import (
     check_http_url,
     check_listen,
     check_regex,
+    check_replacement,
     check_store,
     check_timezone,
     check_url_template,
@@ -56,6 +67,17 @@ def parse_duration(value: object) -> timedelta:
     if seconds <= 0:
         raise ValueError(f"must be a positive duration, not {value!r}")
     return timedelta(seconds=seconds)
+
+
+def _with_preset_defaults(source: Mapping[str, Any]) -> dict[str, Any]:
+    """A source with a `preset` is kind = "json" and files by medium (categories = "auto") unless it says
+    otherwise, so name, url and preset make a whole source (issue 6)."""
+    implied = dict(source)
+    if "preset" in implied:
+        implied.setdefault("kind", "json")
+        if implied["kind"] == "json":
+            implied.setdefault("categories", "auto")
+    return implied
 
 
 def _check_categories(value: object) -> object:
@@ -92,6 +114,13 @@ class Replacement(_Strict):
 
     pattern: RegexPattern
     replacement: str = ""
+
+    @field_validator("replacement")
+    @classmethod
+    def _check_template(cls, value: str, info: ValidationInfo) -> str:
+        # fields are validated in order: `pattern` is in info.data only when it is a valid regex
+        pattern = info.data.get("pattern")
+        return value if pattern is None else check_replacement(value, pattern)
 
 
 class CleanRules(_Strict):
@@ -192,6 +221,11 @@ class SourceConfig(_Strict):
     next_page_selector: CssSelector | None = None
     max_pages: StrictInt = Field(default=1, ge=1, le=50)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _imply_preset_defaults(cls, data: object) -> object:
+        return _with_preset_defaults(data) if isinstance(data, Mapping) else data
+
 
 class Config(_Strict):
     """The whole validated feeds.toml, with paths resolved against its folder."""
@@ -290,6 +324,7 @@ def _check_references(data: Mapping[str, Any]) -> list[tuple[Loc, str]]:
     for index, source in enumerate(sources if isinstance(sources, list) else ()):
         if not isinstance(source, dict):
             continue
+        source = _with_preset_defaults(source)  # as SourceConfig reads it
         loc: Loc = ("sources", index)
         name = source.get("name")
         if isinstance(name, str) and name.strip() in first_index:

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import codecs
 import re
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cssselect import GenericTranslator, SelectorError
+from cssselect import SelectorError
 
 #: store values kept as URLs; anything else is a SQLite file path
 STORE_URL_PREFIXES = ("postgresql://", "postgresql+psycopg://", "sqlite://")
 _LISTEN_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$")
-_CSS = GenericTranslator()
+#: where the search for a cron expression's first fire time starts: a leap year, so "0 0 29 2 *" fires in it
+_CRON_SEARCH_START = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def check_http_url(value: str) -> str:
@@ -74,9 +76,13 @@ def check_cron(value: str) -> str:
     from apscheduler.triggers.cron import CronTrigger
 
     try:
-        CronTrigger.from_crontab(value, timezone="UTC")
+        trigger = CronTrigger.from_crontab(value, timezone="UTC")
     except ValueError as e:
         raise ValueError(f"must be a valid cron expression, not {value!r}: {e}") from e
+    # each field may be valid while their combination names no date ("0 0 30 2 *"): the scheduler
+    # would then never poll the source; it searches up to the year 9999 and returns None
+    if trigger.get_next_fire_time(None, _CRON_SEARCH_START) is None:
+        raise ValueError(f"must be a cron expression that fires (this one never does): {value!r}")
     return value
 
 
@@ -88,10 +94,13 @@ def check_listen(value: str) -> str:
 
 
 def check_css_selector(value: str) -> str:
-    # lxml.cssselect translates with a subclass of this one, so what passes here compiles when the rules run
+    """Translated as the cleaner translates it: HTML rules, and no namespace prefixes (`svg|a`)."""
+    # imported here: aggregator.clean imports config.py, which imports this module
+    from aggregator.clean.compiled import css_to_xpath
+
     try:
-        _CSS.css_to_xpath(value)
-    except SelectorError as e:
+        css_to_xpath(value)
+    except SelectorError as e:  # the refused namespace prefix is an ExpressionError, a SelectorError
         raise ValueError(f"must be a valid CSS selector, not {value!r}: {e}") from e
     return value
 
@@ -104,6 +113,16 @@ def check_regex(value: str) -> str:
     except re.error as e:
         raise ValueError(f"must be a valid regular expression, not {value!r}: {e}") from e
     return value
+
+
+def check_replacement(template: str, pattern: str) -> str:
+    """A `re.sub` template for `pattern` (already checked): its group references exist, no lone backslash."""
+    try:
+        # re parses the template before it looks for a match, so an empty string checks it all
+        re.compile(pattern).sub(template, "")
+    except (re.error, IndexError) as e:  # an unknown \g<name> is an IndexError (CPython 3.11 re._parser)
+        raise ValueError(f"must be a valid replacement template for the pattern: {e}") from e
+    return template
 
 
 def check_store(value: str) -> str:

@@ -2,6 +2,8 @@
 
 One task means one writer of feed files at any time; the debounce turns a burst of polls finishing
 together into one publish pass. Rendering and writing run in a thread so polls keep their timers.
+Beside it, a timer retries the WebSub pings a hub missed (websub.py), so a hub that was down hears
+about the last changes even when nothing new is published.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from collections.abc import Callable, Iterable
 
 from aggregator.config import Config
 from aggregator.errors import PublishError, StorageError
-from aggregator.publish import publish_categories
+from aggregator.publish import output_dir_of, publish_categories
+from aggregator.publish.layout import PENDING_PINGS_FILE
 from aggregator.storage import Storage
+from aggregator.websub import retry_pending_pings
 
 log = logging.getLogger("aggregator.daemon")
 
@@ -22,6 +26,8 @@ log = logging.getLogger("aggregator.daemon")
 PUBLISH_DEBOUNCE_SECONDS = 1.0
 #: a failed pass (disk full, store locked) is retried after this long, with its categories kept
 PUBLISH_RETRY_SECONDS = 60.0
+#: pings a WebSub hub missed are sent again this often, whether or not anything is published
+WEBSUB_RETRY_INTERVAL_SECONDS = 60.0
 
 
 class PublishQueue:
@@ -57,14 +63,33 @@ class PublishQueue:
         self._wanted.set()
 
     async def run(self) -> None:
+        # its own task: a retry waiting on a slow hub never holds up a publish pass
+        retrying = asyncio.create_task(self._retry_pings_periodically(), name="websub retry")
+        try:
+            while True:
+                await self._wanted.wait()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop_wanted.wait(), PUBLISH_DEBOUNCE_SECONDS)
+                self._wanted.clear()
+                await self._publish_pending()
+                if self._closing and not self._wanted.is_set():
+                    return
+        finally:
+            retrying.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retrying
+
+    async def _retry_pings_periodically(self) -> None:
         while True:
-            await self._wanted.wait()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop_wanted.wait(), PUBLISH_DEBOUNCE_SECONDS)
-            self._wanted.clear()
-            await self._publish_pending()
-            if self._closing and not self._wanted.is_set():
-                return
+            await asyncio.sleep(WEBSUB_RETRY_INTERVAL_SECONDS)
+            config = self.config
+            output_dir = output_dir_of(config)
+            if not config.settings.websub_hub or not (output_dir / PENDING_PINGS_FILE).exists():
+                continue
+            try:
+                await asyncio.to_thread(retry_pending_pings, output_dir, config.settings)
+            except OSError as e:  # the pending file unreadable or unwritable: try again next time
+                log.warning("publish: websub pings not retried: %s", e)
 
     def _remember(self, categories: Iterable[str] | None) -> None:
         if categories is None:

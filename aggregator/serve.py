@@ -8,7 +8,9 @@ ETags (a content hash computed once per file version), Last-Modified, 304 on If-
 If-Modified-Since, HEAD, gzip from the precompressed `.gz` twin with `Vary: Accept-Encoding`,
 and `Cache-Control: max-age` = the feed's shortest poll interval. Request paths are matched
 whole against layout.py's names, never joined onto a disk path, so nothing outside the feed set
-(`..`, `%2e%2e`, `%2f`, backslashes, NUL) resolves to a file.
+(`..`, `%2e%2e`, `%2f`, backslashes, NUL) resolves to a file. A path outside that set which is one
+of the legacy mirror's category pages (categories.redirect_for_legacy_category) gets a 301 to the
+feed of its category when that feed is published.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import PurePosixPath
 from typing import Any
+from urllib.parse import quote, unquote
 
+from aggregator.categories import redirect_for_legacy_category
 from aggregator.config import Config
 from aggregator.publish import output_dir_of
 from aggregator.publish.freshness import shortest_interval
@@ -35,7 +39,9 @@ from aggregator.publish.layout import (
     OPML_FILE,
     archive_file,
     atom_file,
+    file_url,
     gzip_file,
+    is_feed_name,
     json_file,
 )
 
@@ -52,11 +58,15 @@ MAX_CACHE_BYTES = 64 * 1024 * 1024
 MAX_ROUTES = 4096
 #: a sealed archive page never changes (aggregator/publish/archive.py), so caches may keep it long
 SEALED_ARCHIVE_MAX_AGE_SECONDS = 86400
+#: legacy category paths are short; a longer one is a 404 before pypinyin reads it
+MAX_LEGACY_PATH_CHARS = 512
 
 _ATOM = "application/atom+xml; charset=utf-8"
 #: JSON Feed 1.1 §"Suggestions for Publishers": application/feed+json
 _JSON_FEED = "application/feed+json; charset=utf-8"
 _TEXT = "text/plain; charset=utf-8"
+#: RFC 3986 §2.2 reserved characters, `%` and `~`: kept as they are when a URL is %-encoded
+_URL_CHARACTERS = ":/?#[]@!$&'()*+,;=%~"
 _FEED_RE = re.compile(rf"/feeds/(?P<name>{FEED_NAME_PATTERN})\.(?P<ext>atom|json)")
 _ARCHIVE_RE = re.compile(rf"/feeds/archive/(?P<name>{FEED_NAME_PATTERN})/(?P<page>[1-9][0-9]{{0,8}})\.atom")
 
@@ -113,6 +123,19 @@ def resolve_path(raw_path: str) -> Resource | None:
         name, page = match["name"], int(match["page"])
         return Resource(archive_file(name, page), _ATOM, name, next_page=archive_file(name, page + 1))
     return None
+
+
+def legacy_feed_name(raw_path: str) -> str | None:
+    """The feed name an old mirror's category page (`/category/<slug>.html`, `/<slug>/`) maps to, or
+    None. A path whose %-escapes hide a traversal (`..`, `/`, `\\`, NUL) maps to nothing, even though
+    the slug rules would fold it into a harmless name: such a link was never the legacy site's."""
+    if len(raw_path) > MAX_LEGACY_PATH_CHARS:
+        return None
+    decoded = unquote(raw_path)
+    if any(part in decoded for part in ("..", "\\", "\x00")) or decoded.count("/") != raw_path.count("/"):
+        return None
+    name = redirect_for_legacy_category(raw_path, target="{slug}")
+    return name if name is not None and is_feed_name(name) else None
 
 
 @functools.lru_cache(maxsize=64)
@@ -187,6 +210,11 @@ class FeedApp:
         route = self._route(path)
         plain = self._read(route.plain_path) if route is not None else None
         if route is None or plain is None:
+            location = self._legacy_location(path) if route is None and scope["method"] in ("GET", "HEAD") else None
+            if location is not None:
+                headers = [(b"location", location), (b"content-type", _TEXT.encode())]
+                await _respond(send, scope, 301, headers, b"moved to " + location + b"\n")
+                return
             await _respond(send, scope, 404, [(b"content-type", _TEXT.encode())], b"not found\n")
             return
         if scope["method"] not in ("GET", "HEAD"):
@@ -194,6 +222,19 @@ class FeedApp:
             await _respond(send, scope, 405, headers, b"method not allowed\n")
             return
         await self._send_file(scope, send, route, plain)
+
+    def _legacy_location(self, path: str) -> bytes | None:
+        """Where a legacy category page moved: its feed's public URL (absolute against base_url, like
+        every link publish writes), only while that feed is published."""
+        name = legacy_feed_name(path)
+        if name is None:
+            return None
+        feed = self._route(f"/feeds/{atom_file(name)}")
+        if feed is None or self._read(feed.plain_path) is None:
+            return None
+        # a header value is ASCII: a non-ASCII base_url is sent %-encoded (RFC 3986 §2.1)
+        location = quote(file_url(self._config.settings.base_url, atom_file(name)), safe=_URL_CHARACTERS)
+        return location.encode("ascii")
 
     async def _send_health(self, scope: Scope, send: Send) -> None:
         alive = self._is_alive is None or self._is_alive()

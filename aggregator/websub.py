@@ -3,7 +3,8 @@
 W3C WebSub §"Publishing" leaves the publisher→hub notification to the hub; every public hub
 (and PubSubHubbub 0.4 before it) takes a form POST `hub.mode=publish` + `hub.url=<topic>` and
 answers 2xx. A failing hub never fails publishing: the topics it missed are remembered in
-`<output_dir>/.websub-pending.json` and pinged again on the next publish.
+`<output_dir>/.websub-pending.json` and pinged again on the next publish, or by
+`retry_pending_pings` when nothing changes (a `poll` that publishes nothing, the daemon's timer).
 This module imports httpx for the ping (the only other module besides fetch.py to do so).
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
@@ -26,6 +28,10 @@ log = logging.getLogger("aggregator.websub")
 
 #: a hub that does not answer within this is treated as down; publishing has already happened
 MAX_PING_TIMEOUT_SECONDS = 10.0
+
+#: one read-ping-write of the pending file at a time: a publish pass and the daemon's retry run in
+#: different threads, and the later write would otherwise drop the topics the other one kept
+_PENDING_LOCK = threading.Lock()
 
 #: (hub_url, topic_url) → None; raises PublishError unless the hub accepted the ping
 PingHub = Callable[[str, str], None]
@@ -59,21 +65,23 @@ def notify_hub(output_dir: Path, hub_url: str, topic_urls: Sequence[str], ping: 
     timeout) and keeps the remaining topics for the next publish.
     """
     pending_path = output_dir / PENDING_PINGS_FILE
-    topics = list(dict.fromkeys([*read_pending(pending_path), *topic_urls]))
-    for index, topic in enumerate(topics):
-        try:
-            ping(hub_url, topic)
-        except PublishError as e:
-            left = topics[index:]
-            log.warning("%s; %d ping(s) kept for the next publish", e, len(left), extra={"url": topic})
-            _write_pending(pending_path, left)
-            return left
-    _write_pending(pending_path, [])
-    return []
+    with _PENDING_LOCK:
+        topics = list(dict.fromkeys([*read_pending(pending_path), *topic_urls]))
+        for index, topic in enumerate(topics):
+            try:
+                ping(hub_url, topic)
+            except PublishError as e:
+                left = topics[index:]
+                log.warning("%s; %d ping(s) kept for the next publish", e, len(left), extra={"url": topic})
+                _write_pending(pending_path, left)
+                return left
+        _write_pending(pending_path, [])
+        return []
 
 
 def retry_pending_pings(output_dir: Path, settings: Settings) -> list[str]:
-    """For the daemon's periodic tick: retry what a failing hub missed, even when nothing changed."""
+    """Retry what a failing hub missed, even when nothing changed (a `poll` that publishes nothing,
+    the daemon's timer); the topics left pending. Does nothing without a hub or a pending ping."""
     if not settings.websub_hub or not read_pending(output_dir / PENDING_PINGS_FILE):
         return []
     return notify_hub(output_dir, settings.websub_hub, [], default_ping(settings))

@@ -400,3 +400,29 @@ def test_serve_command_serves_the_published_feeds_until_terminated(tmp_path: Pat
             server.terminate()
             _, stderr = server.communicate(timeout=20)
     assert server.returncode == 0, stderr
+
+
+def test_a_poll_that_changes_nothing_delivers_the_websub_pings_a_hub_missed(tmp_path: Path) -> None:
+    from tests.test_websub import HubStub
+
+    hub = HubStub()
+    try:
+        config = tmp_path / "feeds.toml"
+        config.write_text(f'[settings]\nallow_private_networks = true\nbase_url = "https://news.example/"\n'
+                          f'websub_hub = "{hub.url}"\n\n[categories.a]\ntitle = "A"\n\n[[sources]]\nname = "dead"\n'
+                          f'url = "http://127.0.0.1:{_closed_port()}/feed"\ncategories = ["a"]\n')
+        hub.status = 503
+        assert run_cli("poll", "--config", str(config)).returncode == 0
+        pending_path = tmp_path / "store" / "feeds" / ".websub-pending.json"
+        assert pending_path.exists() and len(hub.pings) == 1, "the first publish failed at its first ping"
+
+        hub.status = 204
+        hub.pings.clear()
+        second = run_cli("poll", "--all", "--config", str(config))
+        assert second.returncode == 0, second.stderr
+        assert "republished: nothing" in second.stdout
+        topics = [f"https://news.example/feeds/{name}.{ext}" for name in ("a", "all") for ext in ("atom", "json")]
+        assert sorted(hub.topics()) == sorted(topics)
+        assert not pending_path.exists()
+    finally:
+        hub.stop()

@@ -207,6 +207,27 @@ def test_valid_file_keeps_every_value() -> None:
     assert page.interval == timedelta(hours=2)
 
 
+def test_source_of_name_url_and_preset_is_a_json_source_filed_by_medium() -> None:
+    config = load_config(CASES_DIR / "valid_three_line_eastmoney_sources.toml", env={})
+    media, rolling = config.sources
+    assert (media.kind, media.preset, media.categories) == ("json", "eastmoney", "auto")
+    assert (rolling.kind, rolling.categories) == ("json", ("emnews",))
+
+
+def test_source_built_in_code_with_a_preset_gets_the_same_implied_keys() -> None:
+    source = SourceConfig(name="em", url="http://127.0.0.1/api", preset="eastmoney")
+    assert (source.kind, source.categories) == ("json", "auto")
+
+
+def test_preset_on_another_kind_implies_no_categories() -> None:
+    problems = _problems_of('[[sources]]\nname = "a"\nurl = "https://example.com/a.xml"\n'
+                            'kind = "feed"\npreset = "eastmoney"\n')
+    assert problems == [
+        'feeds.toml:1: sources[0] (a).categories: must name at least one category or be "auto"',
+        'feeds.toml:5: sources[0] (a).preset: only applies to kind = "json"',
+    ]
+
+
 def test_shipped_feeds_toml_loads() -> None:
     config = load_config(REPO_ROOT / "feeds.toml", env={})
     assert config.categories["nantongribao"].title == "南通日报新闻"

@@ -5,17 +5,19 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
 from aggregator import daemon_publish
-from aggregator.config import Config
+from aggregator.config import Config, Settings
 from aggregator.daemon_publish import PublishQueue
 from aggregator.errors import PublishError
 from aggregator.storage import Storage
+from aggregator.websub import notify_hub, read_pending
+from tests.test_websub import HubStub
 
 CONFIG = Config(path=Path("feeds.toml"))
 #: the recorder below never touches storage; the queue only hands it on
@@ -142,3 +144,98 @@ def test_categories_of_a_failed_pass_stay_pending(caplog: pytest.LogCaptureFixtu
     _run(scenario())
     assert recorder.passes == [["emnews", "news"]]
     assert "publish: disk full; publishing again in 60s" in caplog.text
+
+
+def _refuse(hub_url: str, topic: str) -> None:
+    raise PublishError(topic, f"publish: websub hub refused {topic} (HTTP 503)")
+
+
+def _hub_config(tmp_path: Path, hub_url: str | None) -> Config:
+    return Config(path=tmp_path / "feeds.toml", settings=Settings(output_dir=Path("feeds"), websub_hub=hub_url))
+
+
+async def _wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 5
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met within 5 s"
+        await asyncio.sleep(0.02)
+
+
+def test_pings_a_hub_missed_are_retried_on_a_timer_without_a_publish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(daemon_publish, "WEBSUB_RETRY_INTERVAL_SECONDS", 0.1)
+    topic = "https://news.example/feeds/nantongribao.atom"
+    hub = HubStub()
+    recorder = _Recorder()
+    try:
+        config = _hub_config(tmp_path, hub.url)
+        assert notify_hub(tmp_path / "feeds", hub.url, [topic], _refuse) == [topic]
+
+        async def scenario() -> None:
+            queue = PublishQueue(STORAGE, config, asyncio.Event(), publish=recorder)
+            task = asyncio.create_task(queue.run())
+            await _wait_until(lambda: bool(hub.pings))
+            queue.close()
+            await task
+
+        _run(scenario())
+    finally:
+        hub.stop()
+    assert hub.topics() == [topic]
+    assert read_pending(tmp_path / "feeds" / ".websub-pending.json") == []
+    assert recorder.passes == []
+
+
+@pytest.mark.parametrize(("hub_url", "pending"), [(None, True), ("http://127.0.0.1:9/hub", False)])
+def test_the_retry_timer_does_nothing_without_a_hub_or_a_pending_ping(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hub_url: str | None, pending: bool
+) -> None:
+    monkeypatch.setattr(daemon_publish, "WEBSUB_RETRY_INTERVAL_SECONDS", 0.02)
+    retries: list[Path] = []
+    monkeypatch.setattr(daemon_publish, "retry_pending_pings", lambda output_dir, settings: retries.append(output_dir))
+    if pending:
+        notify_hub(tmp_path / "feeds", "http://127.0.0.1:9/hub", ["https://news.example/feeds/a.atom"], _refuse)
+
+    async def scenario() -> None:
+        queue = PublishQueue(STORAGE, _hub_config(tmp_path, hub_url), asyncio.Event(), publish=_Recorder())
+        task = asyncio.create_task(queue.run())
+        await asyncio.sleep(0.3)
+        queue.close()
+        await task
+
+    _run(scenario())
+    assert retries == []
+
+
+def test_a_retry_stuck_on_a_slow_hub_does_not_hold_up_publishing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(daemon_publish, "WEBSUB_RETRY_INTERVAL_SECONDS", 0.02)
+    retry_started, release = threading.Event(), threading.Event()
+
+    def stuck_retry(output_dir: Path, settings: Settings) -> list[str]:
+        retry_started.set()
+        release.wait(timeout=5)
+        return []
+
+    monkeypatch.setattr(daemon_publish, "retry_pending_pings", stuck_retry)
+    notify_hub(tmp_path / "feeds", "http://127.0.0.1:9/hub", ["https://news.example/feeds/a.atom"], _refuse)
+    recorder = _Recorder()
+
+    async def scenario() -> None:
+        queue = PublishQueue(STORAGE, _hub_config(tmp_path, "http://127.0.0.1:9/hub"), asyncio.Event(),
+                             publish=recorder)
+        task = asyncio.create_task(queue.run())
+        await _wait_until(retry_started.is_set)
+        queue.request(["news"])
+        await _wait_until(lambda: bool(recorder.passes))
+        release.set()
+        queue.close()
+        await task
+
+    try:
+        _run(scenario())
+    finally:
+        release.set()
+    assert recorder.passes == [["news"]]

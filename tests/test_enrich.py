@@ -249,7 +249,7 @@ def test_an_unreadable_next_page_keeps_the_pages_read_so_far(
 # --- end to end through update.Updater: the loopback server and a real store (SQLite and PostgreSQL) ---
 
 
-def test_repoll_of_an_unchanged_list_fetches_no_detail_and_duplicates_are_fetched_once(
+def test_repoll_of_an_unchanged_list_refetches_only_the_failed_detail_and_duplicates_are_fetched_once(
     feed_server: FixtureServer, tmp_path: Path, storage: Storage
 ) -> None:
     seed, other = "NW202201242257831752", "NW202205252390829633"
@@ -262,7 +262,9 @@ def test_repoll_of_an_unchanged_list_fetches_no_detail_and_duplicates_are_fetche
     item = storage.get_item(seed)
     failed = storage.get_item(other)
     assert (first.status, first.inserted, second.status, second.unchanged) == ("new", 2, "unchanged", 2)
-    assert feed_server.hits[DETAIL_PATH] == 2  # one per distinct article, first poll only
+    # one per distinct article on the first poll; the second poll retries only the one that failed
+    assert feed_server.hits[DETAIL_PATH] == 3
+    assert [p for p, *_ in feed_server.requests if p.startswith(DETAIL_PATH)][2:] == [f"{DETAIL_PATH}?id={other}"]
     assert item is not None and "正文 seed" in item.html and item.categories == {"nantongribao"}
     assert item.published == datetime(2022, 1, 24, 0, 48, 9, tzinfo=ZoneInfo("Asia/Shanghai"))
     assert failed is not None and f"摘要 {other}" in failed.html

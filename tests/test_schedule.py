@@ -239,7 +239,7 @@ def _cron_never_fires(moment: datetime) -> None:
     [
         (UpdateOutcome("a", "new", next_poll_at=NOW + 15 * MINUTE), None, NOW + 15 * MINUTE),
         (UpdateOutcome("a", "error", error=ERROR, next_poll_at=NOW + 2 * MINUTE), None, NOW + 2 * MINUTE),
-        (UpdateOutcome("a", "skipped"), None, NOW + 5 * MINUTE),
+        (UpdateOutcome("a", "retired"), None, NOW + 5 * MINUTE),
         (None, None, NOW + 5 * MINUTE),
         (UpdateOutcome("a", "new", next_poll_at=NOW + 15 * MINUTE), _cron_fire, NOW + 60 * MINUTE),
         (UpdateOutcome("a", "error", error=ERROR, next_poll_at=NOW + 90 * MINUTE), _cron_fire,

@@ -359,6 +359,61 @@ def test_only_get_and_head_are_allowed(served: Site) -> None:
     assert response.headers["allow"] == "GET, HEAD"
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/category/nantongribao.html", "/category/nantongribao/", "/nantongribao/", "/category/NanTongRiBao.html",
+        "/category/%E5%8D%97%E9%80%9A%E6%97%A5%E6%8A%A5.html", "/category/nantongribao.html?from=nw",
+    ],
+)
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_a_legacy_category_page_moves_permanently_to_its_feed(served: Site, path: str, method: str) -> None:
+    response = served.server.request(path, method=method)
+    assert response.status == 301
+    assert response.headers["location"] == f"{served.server.base_url}feeds/nantongribao.atom"
+    assert served.server.request("/feeds/nantongribao.atom", method=method).status == 200
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/category/nosuchpaper.html", "/nosuchpaper/", "/category/zhongqingchenbao.html", "/category/.html",
+     "/category/all-news.html", "/category/" + "nantongribao" * 50 + ".html"],
+)
+def test_a_legacy_category_without_a_published_feed_is_404(served: Site, path: str) -> None:
+    response = served.server.request(path)
+    assert response.status == 404
+    assert "location" not in response.headers
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/category/../nantongribao.html", "/../nantongribao/", "/category/..%2fnantongribao.html",
+        "/category/%2e%2e%2fnantongribao.html", "/category/%2E%2E/nantongribao.html", "/category/..%5cnantongribao.html",
+        "/category/..\\nantongribao.html", "/category/nantongribao%00.html", "/category/nantongribao%2f.html",
+        "/category/%2fnantongribao/", "/%2e%2e%2fnantongribao/", "/category/....nantongribao.html",
+    ],
+)
+def test_traversal_looking_legacy_paths_are_404(served: Site, path: str) -> None:
+    response = served.server.request(path)
+    assert response.status == 404
+    assert "location" not in response.headers
+    assert SECRET.encode() not in response.body
+
+
+def test_a_legacy_link_is_answered_only_to_get_and_head(served: Site) -> None:
+    assert served.server.request("/category/nantongribao.html", method="POST").status == 404
+
+
+def test_a_renamed_legacy_slug_redirects_once_its_feed_is_published(site: Site) -> None:
+    assert site.server.request("/category/zhongqingchenbao.html").status == 404
+    categories = {**site.config.categories, "chongqingchenbao": CategoryConfig(title="重庆晨报新闻")}
+    publish_categories(site.storage, site.config.model_copy(update={"categories": categories}))
+    response = site.server.request("/category/zhongqingchenbao.html")
+    assert response.status == 301
+    assert response.headers["location"] == f"{site.server.base_url}feeds/chongqingchenbao.atom"
+
+
 def test_a_symlink_in_the_output_dir_is_not_followed(site: Site) -> None:
     (site.output_dir / "leak.atom").symlink_to(site.config.path)
     assert site.server.request("/feeds/leak.atom").status == 404

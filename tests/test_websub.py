@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -185,6 +186,26 @@ def test_pending_topics_are_pinged_before_new_ones_and_kept_from_the_first_failu
     calls.clear()
     assert notify_hub(tmp_path, "http://hub", ["t5", "t3"], lambda hub, topic: calls.append(topic)) == []
     assert calls == ["t3", "t4", "t5"]
+
+
+def test_concurrent_notifications_keep_every_missed_topic(tmp_path: Path) -> None:
+    """The daemon's retry and a publish pass notify from two threads; neither may drop the other's topics."""
+    first_ping = threading.Event()
+
+    def slow_refusal(hub_url: str, topic: str) -> None:
+        first_ping.set()
+        time.sleep(0.2)
+        raise PublishError(topic, f"publish: websub hub refused {topic} (HTTP 503)")
+
+    def refusal(hub_url: str, topic: str) -> None:
+        raise PublishError(topic, f"publish: websub hub refused {topic} (HTTP 503)")
+
+    retry = threading.Thread(target=notify_hub, args=(tmp_path, "http://hub", ["t1"], slow_refusal))
+    retry.start()
+    assert first_ping.wait(timeout=5)
+    notify_hub(tmp_path, "http://hub", ["t2"], refusal)
+    retry.join(timeout=5)
+    assert sorted(read_pending(tmp_path / ".websub-pending.json")) == ["t1", "t2"]
 
 
 def test_an_unreadable_pending_file_is_dropped_with_a_warning(
