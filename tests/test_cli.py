@@ -374,13 +374,14 @@ def test_import_opml_append_leaves_the_config_untouched_when_the_result_is_inval
     assert config.read_text() == original
 
 
-def test_serve_command_serves_the_published_feeds_until_terminated(tmp_path: Path) -> None:
+def test_serve_command_serves_the_published_feeds_on_the_listen_flag_until_terminated(tmp_path: Path) -> None:
     config = tmp_path / "feeds.toml"
     port = _closed_port()
-    config.write_text(f'[settings]\nlisten = "127.0.0.1:{port}"\n\n[categories.a]\ntitle = "A"\n')
+    # settings.listen names a closed port: the --listen flag must win
+    config.write_text(f'[settings]\nlisten = "127.0.0.1:{_closed_port()}"\n\n[categories.a]\ntitle = "A"\n')
     assert run_cli("build", "--config", str(config)).returncode == 0
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    command = [sys.executable, "-m", "aggregator", "serve", "--config", str(config)]
+    command = [sys.executable, "-m", "aggregator", "serve", "--listen", f"127.0.0.1:{port}", "--config", str(config)]
     with subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as server:
         try:
             deadline = time.monotonic() + 20
