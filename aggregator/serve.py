@@ -29,7 +29,6 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote, unquote
 
-from aggregator.categories import redirect_for_legacy_category
 from aggregator.config import Config
 from aggregator.publish import output_dir_of
 from aggregator.publish.freshness import shortest_interval
@@ -134,6 +133,9 @@ def legacy_feed_name(raw_path: str) -> str | None:
     decoded = unquote(raw_path)
     if any(part in decoded for part in ("..", "\\", "\x00")) or decoded.count("/") != raw_path.count("/"):
         return None
+    # imported on a 404 only: pypinyin costs ~140 ms of start-up that serving feeds never needs
+    from aggregator.categories import redirect_for_legacy_category
+
     name = redirect_for_legacy_category(raw_path, target="{slug}")
     return name if name is not None and is_feed_name(name) else None
 
