@@ -108,16 +108,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     """On subcommands the defaults are suppressed so a value given before the command is kept."""
-    default = argparse.SUPPRESS if suppress else None
+
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if suppress else value
+
     group = parser.add_argument_group("global options")
-    group.add_argument("--config", type=Path, metavar="PATH",
-                       default=default if suppress else None,
+    group.add_argument("--config", type=Path, metavar="PATH", default=default(None),
                        help="feeds.toml to use (default: $AGGREGATOR_CONFIG, else ./feeds.toml)")
-    group.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS if suppress else 0,
-                       help="more log output (repeatable)")
-    group.add_argument("-q", "--quiet", action="count", default=argparse.SUPPRESS if suppress else 0,
-                       help="only errors")
-    group.add_argument("--log-format", choices=["text", "json"], default=argparse.SUPPRESS if suppress else "text",
+    group.add_argument("-v", "--verbose", action="count", default=default(0), help="more log output (repeatable)")
+    group.add_argument("-q", "--quiet", action="count", default=default(0),
+                       help="less log output: warnings only for `run`, errors only otherwise (repeatable)")
+    group.add_argument("--log-format", choices=["text", "json"], default=default("text"),
                        help="log line format (json for collectors)")
 
 

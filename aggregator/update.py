@@ -147,11 +147,14 @@ class Updater:
         stored = self.storage.get_stored_items([c.article_id for c in candidates])
         to_clean = [c for c in candidates if dedupe.needs_cleaning(c, stored.get(c.article_id))]
         to_clean = await self._complete(source, to_clean)
-        items = await self._run(_build_items, tuple(to_clean), source, now)
-        # Re-read just before planning: another source may have stored the same article meanwhile.
-        # Nothing awaits between this read and apply_update, so no other poll interleaves.
-        fresh = self.storage.get_stored_items([c.article_id for c in to_clean])
-        changes = [c for c in dedupe.plan_changes(list(zip(to_clean, items)), fresh, now) if c.action != "unchanged"]
+        changes = []
+        if to_clean:  # a source that repeats itself costs no cleaning and no second read
+            items = await self._run(_build_items, tuple(to_clean), source, now)
+            # Re-read just before planning: another source may have stored the same article meanwhile.
+            # Nothing awaits between this read and apply_update, so no other poll interleaves.
+            fresh = self.storage.get_stored_items([c.article_id for c in to_clean])
+            planned = dedupe.plan_changes(list(zip(to_clean, items, strict=True)), fresh, now)
+            changes = [change for change in planned if change.action != "unchanged"]
         hint = schedule.freshness_hint(fetched.headers, now, parsed.feed.ttl_minutes)
         new_state = _success_state(
             state, source, now, fetched.url, fetched.status, fetched.headers, fetched.permanent_redirect
