@@ -299,7 +299,7 @@ class Daemon:
         at the stored next_poll_at.
         """
         try:
-            state = self._storage.get_source_states().get(name)
+            state = self._storage.get_source_state(name)
             if state is not None and state.next_poll_at != next_run:
                 self._storage.save_source_state(state.replace(next_poll_at=next_run))
         except StorageError as e:

@@ -111,7 +111,7 @@ class Updater:
 
     async def update_source(self, source: SourceConfig) -> UpdateOutcome:
         """Poll one source; never raises for a source failure (it is recorded and backed off)."""
-        return await self._update(source, self.storage.get_source_states().get(source.name))
+        return await self._update(source, self.storage.get_source_state(source.name))
 
     async def _update(self, source: SourceConfig, stored: SourceState | None) -> UpdateOutcome:
         state = _state_for(source, stored)

@@ -496,3 +496,12 @@ def test_category_titles_learnt_from_sources_keep_their_first_title(storage: Sto
     storage.add_category_titles({"nantongribao": "南通日报新闻"})
     storage.add_category_titles({"nantongribao": "别的标题", "quanzhouwanbao": "泉州晚报新闻"})
     assert storage.category_titles() == {"nantongribao": "南通日报新闻", "quanzhouwanbao": "泉州晚报新闻"}
+
+
+def test_one_source_state_is_read_by_name(storage: Storage, now: datetime) -> None:
+    assert storage.get_source_state("a") is None
+    storage.save_source_state(SourceState(name="a", etag='"e"', failures=2, next_poll_at=now))
+    storage.save_source_state(SourceState(name="b"))
+    assert storage.get_source_state("a") == storage.get_source_states()["a"]
+    state = storage.get_source_state("a")
+    assert state is not None and (state.etag, state.failures, state.next_poll_at) == ('"e"', 2, now)

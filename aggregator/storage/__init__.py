@@ -48,6 +48,8 @@ class Storage(Protocol):
 
     def get_source_states(self) -> dict[str, SourceState]: ...
 
+    def get_source_state(self, name: str) -> SourceState | None: ...
+
     def save_source_state(self, state: SourceState) -> None: ...
 
     def get_stored_items(self, article_ids: Collection[str]) -> dict[str, StoredItem]: ...
@@ -155,6 +157,10 @@ class SqlStorage:
     def get_source_states(self) -> dict[str, SourceState]:
         with wrap_storage_errors("could not read source states"), self._read() as connection:
             return sources.select_source_states(connection)
+
+    def get_source_state(self, name: str) -> SourceState | None:
+        with wrap_storage_errors(f"could not read the state of source {name}"), self._read() as connection:
+            return sources.select_source_state(connection, name)
 
     def save_source_state(self, state: SourceState) -> None:
         with (

@@ -31,6 +31,11 @@ def select_source_states(connection: Connection) -> dict[str, SourceState]:
     return {row["name"]: _state_from_row(row) for row in rows}
 
 
+def select_source_state(connection: Connection, name: str) -> SourceState | None:
+    row = connection.execute(select(sources).where(sources.c.name == name)).mappings().first()
+    return None if row is None else _state_from_row(row)
+
+
 def write_source_state(connection: Connection, state: SourceState) -> None:
     """Insert or replace every field of the source's state."""
     values = {name: getattr(state, name) for name in _STATE_COLUMNS}
