@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from aggregator import __version__
-from aggregator.config import Config, SourceConfig, load_config
+from aggregator.config.load import Config, SourceConfig, load_config
 from aggregator.errors import AggregatorError, ConfigError, StoreLockedError
 from aggregator.log import setup_logging
 from aggregator.models import UpdateOutcome
@@ -149,7 +149,7 @@ def _store_hints(config: Config) -> list[tuple[str, str]]:
 
     Only an existing store is read: `check` must not create one.
     """
-    from aggregator.status import status_rows
+    from aggregator.ops.status import status_rows
     from aggregator.storage import open_storage
     from aggregator.update import utc_now
 
@@ -197,8 +197,8 @@ def _sources_to_poll(args: argparse.Namespace, config: Config, storage: Storage)
 
 def _poll_pass(config: Config, storage: Storage, sources: list[SourceConfig], *, quiet: bool) -> list[UpdateOutcome]:
     """Fetch concurrently in the event loop; parse and clean in a process pool of one worker per core."""
-    from aggregator.fetch import HttpFetcher
-    from aggregator.progress import Progress
+    from aggregator.fetch.client import HttpFetcher
+    from aggregator.ops.progress import Progress
     from aggregator.update import Updater
 
     progress = None if quiet else Progress(total=len(sources), stream=sys.stderr)
@@ -222,7 +222,7 @@ def _publish_after_poll(config: Config, storage: Storage, outcomes: Sequence[Upd
     """Republish the categories that changed; the first pass publishes every feed, even empty ones.
     With nothing to publish, the WebSub pings a hub missed earlier are retried (a publish retries them itself)."""
     from aggregator.publish import is_published, output_dir_of, publish_categories
-    from aggregator.websub import retry_pending_pings
+    from aggregator.publish.websub import retry_pending_pings
 
     if not is_published(config):
         return publish_categories(storage, config, None)
@@ -265,7 +265,7 @@ def _build(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _run(args: argparse.Namespace, out: TextIO) -> int:
-    from aggregator.daemon import run_daemon
+    from aggregator.daemon.scheduler import run_daemon
 
     _load(args)  # refuse to start on an invalid config, with the same messages as `check`
     return run_daemon(_config_path(args), listen=args.listen, env=os.environ)
@@ -280,7 +280,7 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _status(args: argparse.Namespace, out: TextIO) -> int:
-    from aggregator.status import format_status, status_rows
+    from aggregator.ops.status import format_status, status_rows
     from aggregator.storage import open_storage
     from aggregator.update import utc_now
 
@@ -296,7 +296,7 @@ def _status(args: argparse.Namespace, out: TextIO) -> int:
 
 def _clean(args: argparse.Namespace, out: TextIO) -> int:
     from aggregator.clean import clean_html
-    from aggregator.config import CleanRules
+    from aggregator.config.load import CleanRules
 
     rules, base_url = CleanRules(), args.base_url
     if args.source:
@@ -318,7 +318,7 @@ def _clean(args: argparse.Namespace, out: TextIO) -> int:
 
 def _import_jekyll(args: argparse.Namespace, out: TextIO) -> int:
     from aggregator.importers.jekyll import import_legacy_posts
-    from aggregator.progress import Progress
+    from aggregator.ops.progress import Progress
     from aggregator.publish import publish_categories
     from aggregator.storage import open_storage
 

@@ -21,9 +21,9 @@ import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 
-from aggregator.config import SourceConfig
+from aggregator.config.load import SourceConfig
 from aggregator.errors import FetchError, ParseError
-from aggregator.fetch import Fetcher
+from aggregator.fetch.client import Fetcher
 from aggregator.models import Fetched, RawItem
 from aggregator.parse.html_list import extract_body, next_page_url, read_html
 from aggregator.parse.json_api import detail_url_for, read_detail_body

@@ -29,7 +29,7 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote, unquote
 
-from aggregator.config import Config
+from aggregator.config.load import Config
 from aggregator.publish import output_dir_of
 from aggregator.publish.freshness import shortest_interval
 from aggregator.publish.layout import (
@@ -215,13 +215,13 @@ class FeedApp:
             location = self._legacy_location(path) if route is None and scope["method"] in ("GET", "HEAD") else None
             if location is not None:
                 headers = [(b"location", location), (b"content-type", _TEXT.encode())]
-                await _respond(send, scope, 301, headers, b"moved to " + location + b"\n")
+                await respond(send, scope, 301, headers, b"moved to " + location + b"\n")
                 return
-            await _respond(send, scope, 404, [(b"content-type", _TEXT.encode())], b"not found\n")
+            await respond(send, scope, 404, [(b"content-type", _TEXT.encode())], b"not found\n")
             return
         if scope["method"] not in ("GET", "HEAD"):
             headers = [(b"allow", b"GET, HEAD"), (b"content-type", _TEXT.encode())]
-            await _respond(send, scope, 405, headers, b"method not allowed\n")
+            await respond(send, scope, 405, headers, b"method not allowed\n")
             return
         await self._send_file(scope, send, route, plain)
 
@@ -241,7 +241,7 @@ class FeedApp:
     async def _send_health(self, scope: Scope, send: Send) -> None:
         alive = self._is_alive is None or self._is_alive()
         headers = [(b"cache-control", b"no-store"), (b"content-type", _TEXT.encode())]
-        await _respond(send, scope, 200 if alive else 503, headers, b"ok\n" if alive else b"unhealthy\n")
+        await respond(send, scope, 200 if alive else 503, headers, b"ok\n" if alive else b"unhealthy\n")
 
     async def _send_file(self, scope: Scope, send: Send, route: _Route, plain: _Version) -> None:
         accept_encoding = if_none_match = if_modified_since = None
@@ -389,7 +389,8 @@ def serve_forever(config: Config, listen: str) -> None:
     uvicorn.Server(server_config).run()
 
 
-async def _respond(send: Send, scope: Scope, status: int, headers: Headers, body: bytes) -> None:
+async def respond(send: Send, scope: Scope, status: int, headers: Headers, body: bytes) -> None:
+    """One whole response; the body is left out for HEAD. No business logic."""
     headers = [*headers, (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})

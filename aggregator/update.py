@@ -19,9 +19,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from aggregator import dedupe, schedule
-from aggregator.config import Config, SourceConfig
+from aggregator.config.load import Config, SourceConfig
 from aggregator.errors import FetchError, ItemError, SourceError
-from aggregator.fetch import Fetcher
+from aggregator.fetch.client import Fetcher
 from aggregator.models import (
     Candidate,
     ErrorInfo,

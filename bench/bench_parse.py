@@ -20,7 +20,7 @@ import feedparser
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from aggregator.config import SourceConfig
+from aggregator.config.load import SourceConfig
 from aggregator.models import Fetched
 from aggregator.parse import parse
 from bench.corpus import generate, render_rss

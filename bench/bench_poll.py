@@ -26,7 +26,7 @@ from bench.corpus import generate, render_rss
 from bench.corpus_server import CorpusServer, Document
 
 #: what every `poll` process imports before it does any work (the fixed cost of a pass)
-STARTUP_IMPORTS = ("import aggregator.cli, aggregator.config, aggregator.fetch, aggregator.publish, "
+STARTUP_IMPORTS = ("import aggregator.cli, aggregator.config.load, aggregator.fetch.client, aggregator.publish, "
                    "aggregator.storage, aggregator.update")
 
 

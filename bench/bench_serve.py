@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from aggregator.config import load_config
+from aggregator.config.load import load_config
 from aggregator.models import Item, ItemChange
 from aggregator.publish import publish_categories
 from aggregator.storage import open_storage

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from aggregator.clean import InvalidRuleError, clean_html, compile_rules, visible_text
-from aggregator.config import CleanRules, Replacement
+from aggregator.config.load import CleanRules, Replacement
 from tests.conftest import DATA_DIR, REPO_ROOT
 
 GOLDEN_DIR = DATA_DIR / "clean"

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from aggregator.clean import clean_html
 from aggregator.clean.sanitize import ALLOWED_TAGS
-from aggregator.config import CleanRules
+from aggregator.config.load import CleanRules
 from tests.test_clean_xss import assert_cannot_run_script
 
 ITEM_URL = "http://finance.eastmoney.com/news/1354,202201212257099936.html"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from aggregator.clean.compiled import compile_rules, css_to_xpath
+from aggregator.clean.compiled import compile_rules
+from aggregator.selectors import css_to_xpath
 from aggregator.clean.rules import (
     PRESETS,
     TRACKING_PARAMS,
@@ -14,7 +15,7 @@ from aggregator.clean.rules import (
     HostRule,
 )
 from aggregator.clean.urls import build_host_index, matches_host_index
-from aggregator.config import CleanRules
+from aggregator.config.load import CleanRules
 
 
 @pytest.mark.parametrize("marker", [

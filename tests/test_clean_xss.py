@@ -17,7 +17,7 @@ from lxml import html as lxml_html
 
 from aggregator.clean import clean_html
 from aggregator.clean.sanitize import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, URL_ATTRIBUTES
-from aggregator.config import CleanRules
+from aggregator.config.load import CleanRules
 from tests.conftest import DATA_DIR
 
 ITEM_URL = "https://www.example.cn/news/2022/05/26/1.html"

@@ -178,7 +178,7 @@ def test_edited_item_is_updated_in_place_not_duplicated(scenario: Scenario) -> N
 
 
 def test_poll_waits_for_the_writer_lock_then_exits_with_a_clear_message(scenario: Scenario) -> None:
-    from aggregator.config import load_config
+    from aggregator.config.load import load_config
     from aggregator.storage import open_storage
 
     storage = open_storage(load_config(scenario.config).settings.store)
@@ -404,7 +404,7 @@ def test_serve_command_serves_the_published_feeds_on_the_listen_flag_until_termi
 
 
 def test_a_poll_that_changes_nothing_delivers_the_websub_pings_a_hub_missed(tmp_path: Path) -> None:
-    from tests.test_websub import HubStub
+    from tests.test_publish_websub import HubStub
 
     hub = HubStub()
     try:

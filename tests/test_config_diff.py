@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from aggregator.config import CategoryConfig, Config, Settings, SourceConfig
-from aggregator.config_diff import ConfigDiff, diff_configs, keep_restart_settings
+from aggregator.config.load import CategoryConfig, Config, Settings, SourceConfig
+from aggregator.config.diff import ConfigDiff, diff_configs, keep_restart_settings
 
 CATEGORIES = {"nantongribao": CategoryConfig(title="南通日报新闻"), "jiangsu": CategoryConfig(title="江苏")}
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from aggregator.config_lines import Loc, find_line, format_key, locate_keys
+from aggregator.config.lines import Loc, find_line, format_key, locate_keys
 from tests.conftest import DATA_DIR, REPO_ROOT
 
 DOCUMENT = '''\

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from aggregator.config_values import (
+from aggregator.config.values import (
     check_cron,
     check_css_selector,
     check_encoding,

@@ -17,8 +17,8 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from aggregator import cli
-from aggregator.config import load_config
-from aggregator.daemon import SHUTDOWN_GRACE_SECONDS
+from aggregator.config.load import load_config
+from aggregator.daemon.scheduler import SHUTDOWN_GRACE_SECONDS
 from aggregator.serve import parse_listen
 from tests.conftest import REPO_ROOT
 

@@ -10,21 +10,20 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from starlette.responses import PlainTextResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from aggregator.daemon_http import HttpThread, SwappableApp, bind_listener, create_metrics_app, listener_url
+from aggregator.daemon.http import HttpThread, SwappableApp, bind_listener, create_metrics_app, listener_url
 from aggregator.errors import AggregatorError
-from aggregator.metrics import Metrics
+from aggregator.ops.metrics import Metrics
 from aggregator.models import UpdateOutcome
+from aggregator.serve import ASGIApp, Receive, Scope, Send, respond
 
 
 async def _feeds_v1(scope: Scope, receive: Receive, send: Send) -> None:
-    await PlainTextResponse(f"v1 {scope['path']}")(scope, receive, send)
+    await respond(send, scope, 200, [(b"content-type", b"text/plain")], f"v1 {scope['path']}".encode())
 
 
 async def _feeds_v2(scope: Scope, receive: Receive, send: Send) -> None:
-    await PlainTextResponse(f"v2 {scope['path']}")(scope, receive, send)
+    await respond(send, scope, 200, [(b"content-type", b"text/plain")], f"v2 {scope['path']}".encode())
 
 
 def test_bind_listener_on_port_zero_picks_a_free_port() -> None:

@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from aggregator.config import Config, SourceConfig, parse_config
+from aggregator.config.load import Config, SourceConfig, parse_config
 from aggregator.enrich import complete_items, fetch_list_pages
-from aggregator.fetch import HttpFetcher
+from aggregator.fetch.client import HttpFetcher
 from aggregator.models import Fetched, RawItem, UpdateOutcome
 from aggregator.parse import parse
 from aggregator.storage import Storage, open_storage

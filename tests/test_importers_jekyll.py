@@ -12,7 +12,7 @@ import pytest
 
 from aggregator import dedupe
 from aggregator.categories import category_for_medium
-from aggregator.config import Config, SourceConfig, parse_config
+from aggregator.config.load import Config, SourceConfig, parse_config
 from aggregator.importers.jekyll import ImportReport, import_legacy_posts
 from aggregator.importers.jekyll_posts import IMPORT_SOURCE_NAME, Skipped
 from aggregator.models import Candidate, ItemChange, RawItem, UpdateOutcome

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.config import Config, parse_config
+from aggregator.config.load import Config, parse_config
 from aggregator.importers.opml import OpmlError, OpmlFeed, export_opml, opml_to_toml, read_opml
 from tests.conftest import DATA_DIR
 

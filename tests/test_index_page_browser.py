@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from lxml import html
 
-from aggregator.config import CategoryConfig, Config, Settings, SourceConfig
+from aggregator.config.load import CategoryConfig, Config, Settings, SourceConfig
 from aggregator.models import Item, ItemChange
 from aggregator.publish import publish_categories
 from aggregator.serve import create_app

@@ -80,7 +80,7 @@ def test_json_line_of_a_logged_exception_holds_its_traceback() -> None:
 def test_text_line_reads_time_level_message() -> None:
     stream = io.StringIO()
     setup_logging(0, "text", stream)
-    logging.getLogger("aggregator.fetch").warning("fetch: HTTP 503")
+    logging.getLogger("aggregator.fetch.client").warning("fetch: HTTP 503")
     assert stream.getvalue().rstrip().endswith(" WARNING fetch: HTTP 503")
 
 

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from aggregator import parse as parse_package
-from aggregator.config import SourceConfig
+from aggregator.config.load import SourceConfig
 from aggregator.errors import ParseError
 from aggregator.models import Fetched, ParsedFeed
 from aggregator.parse import PARSERS, parse

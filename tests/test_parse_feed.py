@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aggregator.config import SourceConfig
+from aggregator.config.load import SourceConfig
 from aggregator.errors import ParseError
 from aggregator.models import Fetched, ParsedFeed, RawItem
 from aggregator.parse.feed import parse_feed

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from aggregator.config import SourceConfig
+from aggregator.config.load import SourceConfig
 from aggregator.errors import ParseError
 from aggregator.models import Fetched
 from aggregator.parse.html_list import extract_body, next_page_url, parse_html_list

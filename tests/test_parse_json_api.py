@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from aggregator.config import JsonFields, SourceConfig
+from aggregator.config.load import JsonFields, SourceConfig
 from aggregator.errors import ParseError
 from aggregator.models import Fetched, RawItem
 from aggregator.parse import PARSERS

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from aggregator.config import SourceConfig
+from aggregator.config.load import SourceConfig
 from aggregator.errors import ParseError
 from aggregator.models import Fetched, ParsedFeed
 from aggregator.parse.feed import parse_feed

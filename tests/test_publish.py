@@ -15,7 +15,7 @@ import pytest
 from lxml import etree
 
 import aggregator
-from aggregator.config import CategoryConfig, Config, Settings, SourceConfig
+from aggregator.config.load import CategoryConfig, Config, Settings, SourceConfig
 from aggregator.errors import PublishError
 from aggregator.models import Item, ItemChange
 from aggregator.publish import output_dir_of, publish_categories

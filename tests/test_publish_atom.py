@@ -11,7 +11,7 @@ import pytest
 from lxml import etree
 
 import aggregator
-from aggregator.config import CategoryConfig, Config, Settings, SourceConfig
+from aggregator.config.load import CategoryConfig, Config, Settings, SourceConfig
 from aggregator.models import Item
 from aggregator.publish.archive import plan_archive
 from aggregator.publish.atom import describe_feed, entry_id, render_atom

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.config import CategoryConfig, Config, Settings, SourceConfig
+from aggregator.config.load import CategoryConfig, Config, Settings, SourceConfig
 from aggregator.publish.freshness import shortest_interval
 
 

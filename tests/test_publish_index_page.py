@@ -7,7 +7,7 @@ from pathlib import Path
 
 from lxml import html
 
-from aggregator.config import Config, Settings
+from aggregator.config.load import Config, Settings
 from aggregator.models import Item
 from aggregator.publish.index_page import IndexSection, render_index_page
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.config import CategoryConfig, Config, Settings, SourceConfig
+from aggregator.config.load import CategoryConfig, Config, Settings, SourceConfig
 from aggregator.models import Item, ItemChange
 from aggregator.publish import publish_categories
 from aggregator.storage import open_storage

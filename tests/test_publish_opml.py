@@ -5,7 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from aggregator.config import CategoryConfig, Config, Settings
+from aggregator.config.load import CategoryConfig, Config, Settings
 from aggregator.publish.opml import render_opml
 
 

@@ -19,7 +19,7 @@ import feedparser
 import pytest
 import uvicorn
 
-from aggregator.config import CategoryConfig, Config, Settings, SourceConfig
+from aggregator.config.load import CategoryConfig, Config, Settings, SourceConfig
 from aggregator.models import Item, ItemChange
 from aggregator.publish import publish_categories
 from aggregator.publish.files import write_with_gzip

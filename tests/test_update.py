@@ -10,8 +10,8 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from aggregator.config import Config, parse_config
-from aggregator.fetch import HttpFetcher
+from aggregator.config.load import Config, parse_config
+from aggregator.fetch.client import HttpFetcher
 from aggregator.models import UpdateOutcome
 from aggregator.publish import publish_categories
 from aggregator.storage import Storage

@@ -14,7 +14,7 @@ from aggregator.clean.sanitize import sanitize_html
 from aggregator.clean.text import clean_text, visible_text
 from aggregator.clean.tree import DepthLimitError, apply_rules, parse_fragment, serialize_children
 from aggregator.clean.urls import absolute_url, strip_tracking_params
-from aggregator.config import CleanRules
+from aggregator.config.load import CleanRules
 
 __all__ = [
     "CompiledRules",

@@ -6,14 +6,13 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from cssselect import HTMLTranslator
-from cssselect.parser import Attrib, Element, SelectorError
-from cssselect.xpath import ExpressionError, XPathExpr
+from cssselect.parser import SelectorError
 from lxml import etree
 
 from aggregator.clean.rules import PRESETS, HostRule, SitePreset
 from aggregator.clean.urls import HostIndex, build_host_index
-from aggregator.config import CleanRules, Replacement
+from aggregator.config.load import CleanRules, Replacement
+from aggregator.selectors import css_to_xpath
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,35 +80,6 @@ def _compile_replacements(replacements: tuple[Replacement, ...]) -> tuple[tuple[
 def _merge_hosts(presets: tuple[SitePreset, ...], table: str) -> HostIndex:
     rules: tuple[HostRule, ...] = tuple(rule for preset in presets for rule in getattr(preset, table))
     return build_host_index(rules)
-
-
-class _FragmentTranslator(HTMLTranslator):
-    """cssselect's HTML translation, refusing namespace prefixes (`svg|a`, `[xlink|href]`).
-
-    Item HTML has no namespaces; the XPath of a prefixed name compiles but fails on every item
-    ("Undefined namespace prefix"), so it is refused with the other invalid selectors instead.
-    """
-
-    def xpath_element(self, selector: Element) -> XPathExpr:
-        _refuse_namespace(selector.namespace)
-        return super().xpath_element(selector)
-
-    def xpath_attrib(self, selector: Attrib) -> XPathExpr:
-        _refuse_namespace(selector.namespace)
-        return super().xpath_attrib(selector)
-
-
-def _refuse_namespace(namespace: str | None) -> None:
-    if namespace and namespace != "*":
-        raise ExpressionError(f"namespace prefix {namespace!r} is not supported: item HTML has no namespaces")
-
-
-_TRANSLATOR = _FragmentTranslator()
-
-
-def css_to_xpath(selector: str) -> str:
-    """One CSS selector (group) as an XPath over the descendants of the fragment root."""
-    return str(_TRANSLATOR.css_to_xpath(selector, prefix="descendant::"))
 
 
 def _compile_selectors(key: str, preset_selectors: tuple[str, ...],

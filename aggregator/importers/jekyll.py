@@ -20,7 +20,7 @@ from typing import Literal, Protocol
 
 from aggregator import dedupe
 from aggregator.categories import category_title, media_by_slug
-from aggregator.config import Config, SourceConfig
+from aggregator.config.load import Config, SourceConfig
 from aggregator.importers.jekyll_posts import (
     IMPORT_SOURCE_NAME,
     LEGACY_CHANNELS,
@@ -40,7 +40,7 @@ MAX_LISTED_SKIPS = 100
 
 
 class ImportProgress(Protocol):
-    """What the CLI's progress display offers (aggregator.progress.Progress)."""
+    """What the CLI's progress display offers (aggregator.ops.progress.Progress)."""
 
     def advance(self, outcome: UpdateOutcome) -> None: ...
 

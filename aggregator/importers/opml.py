@@ -20,7 +20,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from aggregator.categories import medium_slug
-from aggregator.config import Config, parse_config
+from aggregator.config.load import Config, parse_config
 from aggregator.errors import AggregatorError
 from aggregator.parse.charset import CharsetError, decode_document
 from aggregator.parse.xml_safety import strip_prolog

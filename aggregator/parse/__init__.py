@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from aggregator.config import SourceConfig
+from aggregator.config.load import SourceConfig
 from aggregator.errors import ParseError
 from aggregator.models import Fetched, ParsedFeed
 from aggregator.parse.feed import parse_feed

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 import feedparser
 
 from aggregator.clean.text import clean_text
-from aggregator.config import SourceConfig
+from aggregator.config.load import SourceConfig
 from aggregator.errors import ParseError
 from aggregator.models import Fetched, ParsedFeed, RawItem
 from aggregator.parse.charset import CharsetError, decode_document

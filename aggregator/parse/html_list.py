@@ -21,7 +21,7 @@ import lxml.etree
 import lxml.html
 from cssselect import SelectorError
 
-from aggregator.config import SourceConfig
+from aggregator.config.load import SourceConfig
 from aggregator.errors import ParseError
 from aggregator.models import Fetched, ParsedFeed, RawItem
 from aggregator.parse.charset import CharsetError, charset_from_content_type, decode_document
@@ -123,7 +123,7 @@ def read_html(fetched: Fetched, source: SourceConfig) -> tuple[lxml.html.HtmlEle
 def _select(root: lxml.html.HtmlElement, selector: str, source: SourceConfig, url: str) -> list[lxml.html.HtmlElement]:
     try:
         return list(root.cssselect(selector))
-    except SelectorError as e:  # config.py checks selectors; this guards a config built in code
+    except SelectorError as e:  # config/load.py checks selectors; this guards a config built in code
         raise ParseError(source.name, url, f"parse: invalid CSS selector {selector!r}") from e
 
 

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote, urljoin
 from zoneinfo import ZoneInfo
 
-from aggregator.config import JsonFields, SourceConfig
+from aggregator.config.load import JsonFields, SourceConfig
 from aggregator.errors import ParseError
 from aggregator.models import Fetched, ParsedFeed, RawItem
 from aggregator.parse.charset import CharsetError, decode_document

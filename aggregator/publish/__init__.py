@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aggregator.config import CategoryConfig, Config
+from aggregator.config.load import CategoryConfig, Config
 from aggregator.errors import PublishError
 from aggregator.models import Item
 from aggregator.publish.archive import ArchivePlan, plan_archive
@@ -59,7 +59,7 @@ def publish_categories(storage: Storage, config: Config, categories: Iterable[st
 
     A category whose items did not change keeps its files untouched (same bytes, same mtime).
     With settings.websub_hub, the hub is pinged for the feeds that changed; a failing hub is
-    logged and retried on the next publish, never an error here (aggregator/websub.py).
+    logged and retried on the next publish, never an error here (aggregator/publish/websub.py).
     """
     config = with_learnt_categories(config, storage.category_titles())
     output_dir = output_dir_of(config)
@@ -87,7 +87,7 @@ def publish_categories(storage: Storage, config: Config, categories: Iterable[st
 
     hub = config.settings.websub_hub
     if hub:
-        from aggregator.websub import default_ping, notify_hub
+        from aggregator.publish.websub import default_ping, notify_hub
 
         topics = [
             file_url(config.settings.base_url, file(name))

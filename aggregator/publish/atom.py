@@ -21,7 +21,7 @@ from feedgen.feed import FeedGenerator
 from feedgen.util import xml_elem
 
 from aggregator import __version__
-from aggregator.config import Config
+from aggregator.config.load import Config
 from aggregator.models import Item
 from aggregator.publish.archive import ArchivePlan
 from aggregator.publish.layout import ALL_FEED, archive_file, atom_file, file_url, site_url

@@ -10,7 +10,7 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from aggregator.config import Config, SourceConfig
+from aggregator.config.load import Config, SourceConfig
 from aggregator.publish.layout import ALL_FEED
 
 #: fire times of a cron source looked at to find its shortest gap: enough to cover one period of
@@ -46,7 +46,7 @@ def _poll_interval(config: Config, source: SourceConfig) -> timedelta | None:
     times (None if it never fires)."""
     if source.cron is None:
         return config.interval_of(source)
-    # imported only for cron sources; config_values.check_cron has already loaded it to validate them
+    # imported only for cron sources; config.values.check_cron has already loaded it to validate them
     from apscheduler.triggers.cron import CronTrigger
 
     trigger = CronTrigger.from_crontab(source.cron, timezone=ZoneInfo(config.timezone_of(source)))

@@ -15,7 +15,7 @@ from datetime import datetime
 from html import escape
 from zoneinfo import ZoneInfo
 
-from aggregator.config import Config
+from aggregator.config.load import Config
 from aggregator.models import Item
 from aggregator.publish.atom import ALL_FEED_TITLE
 from aggregator.publish.layout import (

@@ -9,7 +9,7 @@ import json
 from collections.abc import Sequence
 from datetime import tzinfo
 
-from aggregator.config import Config
+from aggregator.config.load import Config
 from aggregator.models import Item
 from aggregator.publish.atom import (
     FEED_LANGUAGE,

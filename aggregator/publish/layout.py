@@ -30,7 +30,7 @@ _FEED_NAME_RE = re.compile(FEED_NAME_PATTERN)
 
 INDEX_FILE = PurePosixPath("index.html")
 OPML_FILE = PurePosixPath("feeds.opml")
-#: retry list of WebSub pings that failed (aggregator/websub.py)
+#: retry list of WebSub pings that failed (aggregator/publish/websub.py)
 PENDING_PINGS_FILE = PurePosixPath(".websub-pending.json")
 ATOM_SUFFIX = ".atom"
 GZIP_SUFFIX = ".gz"

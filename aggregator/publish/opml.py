@@ -10,7 +10,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
-from aggregator.config import Config
+from aggregator.config.load import Config
 from aggregator.publish.atom import feed_subtitle, feed_title
 from aggregator.publish.layout import atom_file, file_url, site_url
 

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from aggregator.models import ErrorInfo, UpdateOutcome
-from aggregator.progress import Progress, describe_outcome
-from aggregator.status import display_width
+from aggregator.ops.progress import Progress, describe_outcome
+from aggregator.ops.status import display_width
 
 ERROR = ErrorInfo(
     "FetchError", "fetch: HTTP 503 Service Unavailable", "fetch", datetime(2026, 11, 24, tzinfo=UTC)

@@ -2,7 +2,7 @@
 
 One task means one writer of feed files at any time; the debounce turns a burst of polls finishing
 together into one publish pass. Rendering and writing run in a thread so polls keep their timers.
-Beside it, a timer retries the WebSub pings a hub missed (websub.py), so a hub that was down hears
+Beside it, a timer retries the WebSub pings a hub missed (publish/websub.py), so a hub that was down hears
 about the last changes even when nothing new is published.
 """
 
@@ -13,14 +13,14 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterable
 
-from aggregator.config import Config
+from aggregator.config.load import Config
 from aggregator.errors import PublishError, StorageError
 from aggregator.publish import output_dir_of, publish_categories
 from aggregator.publish.layout import PENDING_PINGS_FILE
 from aggregator.storage import Storage
-from aggregator.websub import retry_pending_pings
+from aggregator.publish.websub import retry_pending_pings
 
-log = logging.getLogger("aggregator.daemon")
+log = logging.getLogger("aggregator.daemon.scheduler")
 
 #: polls finishing within this long of each other are published in one pass
 PUBLISH_DEBOUNCE_SECONDS = 1.0

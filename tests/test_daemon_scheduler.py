@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.daemon import CRON_JITTER_SECONDS, cron_trigger
+from aggregator.daemon.scheduler import CRON_JITTER_SECONDS, cron_trigger
 from aggregator.models import SourceState
 from aggregator.storage import open_storage
 from tests.conftest import REPO_ROOT

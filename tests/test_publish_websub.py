@@ -14,12 +14,12 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from aggregator.config import CategoryConfig, Config, Settings, SourceConfig
+from aggregator.config.load import CategoryConfig, Config, Settings, SourceConfig
 from aggregator.errors import PublishError
 from aggregator.models import Item, ItemChange
 from aggregator.publish import publish_categories
 from aggregator.storage import Storage, open_storage
-from aggregator.websub import notify_hub, ping_hub, read_pending, retry_pending_pings
+from aggregator.publish.websub import notify_hub, ping_hub, read_pending, retry_pending_pings
 
 BASE_URL = "https://news.example/"
 T0 = datetime(2022, 1, 23, 16, 0, tzinfo=UTC)

@@ -10,12 +10,10 @@ import socket
 import threading
 
 import uvicorn
-from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from aggregator.errors import AggregatorError
-from aggregator.metrics import METRICS_CONTENT_TYPE, Metrics
-from aggregator.serve import parse_listen
+from aggregator.ops.metrics import METRICS_CONTENT_TYPE, Metrics
+from aggregator.serve import ASGIApp, Receive, Scope, Send, parse_listen, respond
 
 #: seconds uvicorn gives open connections to finish at shutdown
 GRACEFUL_SHUTDOWN_SECONDS = 2
@@ -44,7 +42,8 @@ def create_metrics_app(metrics: Metrics) -> ASGIApp:
     """GET /metrics: the Prometheus text exposition of `metrics`."""
 
     async def serve_metrics(scope: Scope, receive: Receive, send: Send) -> None:
-        await Response(metrics.render_metrics(), media_type=METRICS_CONTENT_TYPE)(scope, receive, send)
+        headers = [(b"content-type", METRICS_CONTENT_TYPE.encode())]
+        await respond(send, scope, 200, headers, metrics.render_metrics())
 
     return serve_metrics
 

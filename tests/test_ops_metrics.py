@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from aggregator.metrics import METRICS_CONTENT_TYPE, Metrics
+from aggregator.ops.metrics import METRICS_CONTENT_TYPE, Metrics
 from aggregator.models import ErrorInfo, SourceState, UpdateOutcome
 
 FINISHED = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)

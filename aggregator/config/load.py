@@ -1,7 +1,7 @@
 """Read feeds.toml into a validated, immutable Config; every problem reported at once as file:line: key.
 
 The records here are frozen pydantic models: pydantic collects all validation errors in one
-pass and gives each a `loc`, which `config_lines` maps back to a line of the TOML text. Rules
+pass and gives each a `loc`, which `config.lines` maps back to a line of the TOML text. Rules
 that span fields or sources (category references, duplicate names, kind requirements) are checked
 on the raw TOML data beside pydantic, so they are reported even when a field elsewhere is invalid.
 The reference of every key is docs/configuration.md.
@@ -31,8 +31,8 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
-from aggregator.config_lines import Loc, find_line, format_key, locate_keys
-from aggregator.config_values import (
+from aggregator.config.lines import Loc, find_line, format_key, locate_keys
+from aggregator.config.values import (
     STORE_URL_PREFIXES,
     check_cron,
     check_css_selector,

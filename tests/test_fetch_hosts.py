@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from aggregator import hosts
+from aggregator.fetch import hosts
 from aggregator.errors import BlockedAddressError
 
 SLOT_SECONDS = 0.05

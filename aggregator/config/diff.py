@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
-from aggregator.config import Config
+from aggregator.config.load import Config
 
 #: settings the daemon takes once at start (it holds the store's lock and the listening socket)
 RESTART_SETTINGS = ("store", "listen")

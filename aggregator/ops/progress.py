@@ -10,7 +10,7 @@ import shutil
 from typing import TextIO
 
 from aggregator.models import UpdateOutcome
-from aggregator.status import display_width
+from aggregator.ops.status import display_width
 
 BAR_CELLS = 24
 #: ANSI "erase entire line" (ECMA-48 EL with parameter 2), after a carriage return to column 0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.config import (
+from aggregator.config.load import (
     CategoryConfig,
     CleanRules,
     Config,

@@ -19,10 +19,10 @@ from typing import Any, TypeVar
 
 import pytest
 
-from aggregator import hosts
-from aggregator.config import Settings, SourceConfig
+from aggregator.fetch import hosts
+from aggregator.config.load import Settings, SourceConfig
 from aggregator.errors import BlockedAddressError, FetchError
-from aggregator.fetch import Fetcher, HttpFetcher
+from aggregator.fetch.client import Fetcher, HttpFetcher
 from aggregator.models import Fetched, FetchResult, NotModified, SourceState
 from tests.conftest import DATA_DIR
 from tests.fixture_server import FixtureServer, Route

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from aggregator.config import Config, SourceConfig
+from aggregator.config.load import Config, SourceConfig
 from aggregator.models import SourceState, SourceStatus
 from aggregator.schedule import is_retired
 

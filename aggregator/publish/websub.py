@@ -5,7 +5,7 @@ W3C WebSub §"Publishing" leaves the publisher→hub notification to the hub; ev
 answers 2xx. A failing hub never fails publishing: the topics it missed are remembered in
 `<output_dir>/.websub-pending.json` and pinged again on the next publish, or by
 `retry_pending_pings` when nothing changes (a `poll` that publishes nothing, the daemon's timer).
-This module imports httpx for the ping (the only other module besides fetch.py to do so).
+This module imports httpx for the ping (the only other module besides fetch/client.py to do so).
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from pathlib import Path
 
 import httpx
 
-from aggregator.config import Settings
+from aggregator.config.load import Settings
 from aggregator.errors import PublishError
 from aggregator.publish.files import write_if_changed
 from aggregator.publish.layout import PENDING_PINGS_FILE
 
-log = logging.getLogger("aggregator.websub")
+log = logging.getLogger("aggregator.publish.websub")
 
 #: a hub that does not answer within this is treated as down; publishing has already happened
 MAX_PING_TIMEOUT_SECONDS = 10.0

@@ -1,7 +1,7 @@
 """Check one feeds.toml value (URL, timezone, cron, selector, …); each check raises ValueError with the
 message ops will read, or returns the value unchanged. No business logic.
 
-config.py attaches these to its fields with pydantic's AfterValidator, so a failure is reported with
+config/load.py attaches these to its fields with pydantic's AfterValidator, so a failure is reported with
 the key and line it came from.
 """
 
@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cssselect import SelectorError
+
+from aggregator.selectors import css_to_xpath
 
 #: store values kept as URLs; anything else is a SQLite file path
 STORE_URL_PREFIXES = ("postgresql://", "postgresql+psycopg://", "sqlite://")
@@ -95,9 +97,6 @@ def check_listen(value: str) -> str:
 
 def check_css_selector(value: str) -> str:
     """Translated as the cleaner translates it: HTML rules, and no namespace prefixes (`svg|a`)."""
-    # imported here: aggregator.clean imports config.py, which imports this module
-    from aggregator.clean.compiled import css_to_xpath
-
     try:
         css_to_xpath(value)
     except SelectorError as e:  # the refused namespace prefix is an ExpressionError, a SelectorError

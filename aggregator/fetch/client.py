@@ -23,8 +23,9 @@ from typing import Protocol, Self
 import httpcore
 import httpx
 
-from aggregator import hosts, schedule
-from aggregator.config import Settings, SourceConfig
+from aggregator import schedule
+from aggregator.fetch import hosts
+from aggregator.config.load import Settings, SourceConfig
 from aggregator.errors import FetchError
 from aggregator.models import Fetched, FetchResult, NotModified, SourceState
 

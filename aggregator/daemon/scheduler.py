@@ -4,7 +4,7 @@ The daemon is the store's single writer: it holds `storage.writer_lock` for its 
 through one Updater (which touches storage only in the event loop's thread), publishes from one task
 (never two writers of a feed file) and serves feeds, /healthz and /metrics from a uvicorn thread.
 When to poll next is decided in schedule.py (through update.py): the daemon follows each outcome's
-`next_poll_at`. The only module that runs apscheduler (3.x, see pyproject.toml); config_values.py
+`next_poll_at`. The only module that runs apscheduler (3.x, see pyproject.toml); config/values.py
 only uses it to check cron expressions.
 """
 
@@ -29,22 +29,21 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from starlette.types import ASGIApp
 
-from aggregator.config import Config, SourceConfig, load_config
-from aggregator.config_diff import ConfigDiff, diff_configs, keep_restart_settings
-from aggregator.daemon_http import HttpThread, SwappableApp, bind_listener, create_metrics_app, listener_url
-from aggregator.daemon_publish import PublishQueue
+from aggregator.config.load import Config, SourceConfig, load_config
+from aggregator.config.diff import ConfigDiff, diff_configs, keep_restart_settings
+from aggregator.daemon.http import HttpThread, SwappableApp, bind_listener, create_metrics_app, listener_url
+from aggregator.daemon.publish_queue import PublishQueue
 from aggregator.errors import ConfigError, StorageError
-from aggregator.fetch import HttpFetcher
-from aggregator.metrics import Metrics
+from aggregator.fetch.client import HttpFetcher
+from aggregator.ops.metrics import Metrics
 from aggregator.models import SourceState, UpdateOutcome
 from aggregator.schedule import follow_outcome, is_retired, resume_at, spread_offset
-from aggregator.serve import create_app
+from aggregator.serve import ASGIApp, create_app
 from aggregator.storage import Storage, open_storage
 from aggregator.update import Updater, utc_now
 
-log = logging.getLogger("aggregator.daemon")
+log = logging.getLogger("aggregator.daemon.scheduler")
 
 #: a cron `poll` holding the store gets this long to finish its pass before the daemon gives up
 WRITER_LOCK_WAIT_SECONDS = 60.0
@@ -89,7 +88,7 @@ def run_daemon(config_path: Path, *, listen: str | None, env: Mapping[str, str])
 
 def cron_trigger(expression: str, timezone: str) -> CronTrigger:
     """A 5-field crontab expression in `timezone`, fired with up to CRON_JITTER_SECONDS of jitter."""
-    # from_crontab's field order; config.py admits weekday names only, which mean the same day to
+    # from_crontab's field order; config/load.py admits weekday names only, which mean the same day to
     # crontab and to APScheduler 3, whose numbers start at Monday (agronholm/apscheduler#286)
     minute, hour, day, month, day_of_week = expression.split()
     return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=day_of_week,

@@ -11,13 +11,13 @@ from typing import Any, cast
 
 import pytest
 
-from aggregator import daemon_publish
-from aggregator.config import Config, Settings
-from aggregator.daemon_publish import PublishQueue
+from aggregator.daemon import publish_queue as daemon_publish
+from aggregator.config.load import Config, Settings
+from aggregator.daemon.publish_queue import PublishQueue
 from aggregator.errors import PublishError
 from aggregator.storage import Storage
-from aggregator.websub import notify_hub, read_pending
-from tests.test_websub import HubStub
+from aggregator.publish.websub import notify_hub, read_pending
+from tests.test_publish_websub import HubStub
 
 CONFIG = Config(path=Path("feeds.toml"))
 #: the recorder below never touches storage; the queue only hands it on

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.config import CategoryConfig, Config, SourceConfig
+from aggregator.config.load import CategoryConfig, Config, SourceConfig
 from aggregator.models import ErrorInfo, SourceState, SourceStatus
-from aggregator.status import display_width, format_status, status_rows
+from aggregator.ops.status import display_width, format_status, status_rows
 
 NOW = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
 URL = "https://feeds.example.com/nantong.xml"
