@@ -298,22 +298,37 @@ def _clean(args: argparse.Namespace, out: TextIO) -> int:
     from aggregator.clean import clean_html
     from aggregator.config.load import CleanRules
 
-    rules, base_url = CleanRules(), args.base_url
+    rules, base_url, encoding = CleanRules(), args.base_url, None
     if args.source:
         source = next((s for s in _load(args).sources if s.name == args.source), None)
         if source is None:
             print(f"aggregator: unknown source: {args.source}", file=sys.stderr)
             return EXIT_CONFIG
-        rules, base_url = source.clean, base_url or source.url
+        rules, base_url, encoding = source.clean, base_url or source.url, source.encoding
     elif _config_named(args) or _config_path(args).exists():
         _load(args)  # not needed without --source, but an invalid config stops this command too
     try:
-        html = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8", errors="replace")
+        body = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
     except OSError as exc:
         print(f"aggregator: clean: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return EXIT_ERROR
-    print(clean_html(html, base_url, rules), file=out)
+    print(clean_html(_decode_fragment(body, encoding), base_url, rules), file=out)
     return EXIT_OK
+
+
+def _decode_fragment(body: bytes, encoding: str | None) -> str:
+    """Bytes as a source would send them, decoded the way the pipeline decodes an HTML page; replacement
+    characters only when no charset fits (GB18030 itself refuses some byte sequences)."""
+    from aggregator.parse.charset import CharsetError, decode_html
+
+    try:
+        decoded = decode_html(body, None, encoding)
+    except CharsetError as exc:
+        print(f"aggregator: clean: {exc}; read as UTF-8 with replacement characters", file=sys.stderr)
+        return body.decode("utf-8", errors="replace")
+    for warning in decoded.warnings:
+        print(f"aggregator: clean: {warning}", file=sys.stderr)
+    return decoded.text
 
 
 def _import_jekyll(args: argparse.Namespace, out: TextIO) -> int:

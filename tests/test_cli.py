@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import socket
 import subprocess
@@ -14,9 +15,11 @@ from pathlib import Path
 import feedparser
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
-from aggregator.cli import build_parser
+from aggregator.cli import build_parser, main
 from tests.conftest import DATA_DIR, REPO_ROOT
 from tests.corpus_feeds import Post, atom, read_post, rss
 from tests.fixture_server import FixtureServer, Route
@@ -301,6 +304,38 @@ def test_clean_command_needs_no_config_but_names_an_unknown_source(tmp_path: Pat
     unknown = run_cli("clean", "--source", "nope", str(fragment), cwd=tmp_path)
     assert unknown.returncode == 2
     assert unknown.stderr.strip() == "aggregator: unknown source: nope"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b"<p>\xba\xa3</p>", "<p>海</p>"),  # GB18030/GBK bytes, no label: the pipeline's fallback
+        (b"\xef\xbb\xbf<p>\xe4\xb8\xad</p>", "<p>中</p>"),  # UTF-8 byte order mark
+        ("<p>中</p>".encode("utf-16"), "<p>中</p>"),  # UTF-16 with its byte order mark
+        (b'<meta charset="big5"><p>\xa4\xa4</p>', "<p>中</p>"),  # a <meta> charset, as on an HTML page
+        (b"<p>\x81\x30</p>", "<p>\ufffd0</p>"),  # neither UTF-8 nor GB18030: replacement characters last
+    ],
+    ids=["gb18030", "utf8-bom", "utf16-bom", "meta-big5", "undecodable"],
+)
+def test_clean_command_decodes_any_bytes_on_stdin_like_a_fetched_page(raw: bytes, expected: str, tmp_path: Path) -> None:
+    result = subprocess.run(["aggregator", "clean", "-"], input=raw, capture_output=True, timeout=60, cwd=tmp_path,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode("utf-8").strip() == expected
+    assert b"Traceback" not in result.stderr
+
+
+@settings(max_examples=150, deadline=None)
+@given(raw=st.binary(max_size=512) | st.text(max_size=200).map(lambda text: text.encode("utf-8", "surrogatepass")))
+def test_clean_command_never_raises_on_arbitrary_bytes(raw: bytes) -> None:
+    stdout = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(raw)))
+        patch.setattr(sys, "stdout", stdout)
+        patch.setattr(sys, "stderr", io.StringIO())
+        patch.chdir(REPO_ROOT / "tests")  # no feeds.toml here: the default rules
+        assert main(["clean", "-"]) == 0
+    assert "<script" not in stdout.getvalue()
 
 
 def test_check_tells_ops_about_a_retired_source_in_an_existing_store(tmp_path: Path, feed_server: FixtureServer) -> None:

@@ -58,6 +58,10 @@ _SIGNATURES = (
 )
 _CHARSET_PARAM_RE = re.compile(r"""charset\s*=\s*["']?\s*([^"';,\s]+)""", re.IGNORECASE)
 _XML_ENCODING_RE = re.compile(r"""\A\s*<\?xml\b[^>]*?\bencoding\s*=\s*["']\s*([^"'\s]+)""")
+#: `<meta charset=…>` / `<meta http-equiv content="…; charset=…">` in the first bytes (HTML §4.2.5.5:
+#: the prescan looks at the first 1024 bytes)
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE)
+_META_SCAN_BYTES = 1024
 #: the XML declaration lies within the first few hundred bytes
 _DECLARATION_SCAN_BYTES = 1024
 
@@ -102,6 +106,15 @@ def decode_document(body: bytes, content_type: str | None, override: str | None)
         return DecodedDocument(text=text.removeprefix("\ufeff"), charset=codec, warnings=tuple(warnings))
     also = f" (also tried {', '.join(codec for codec, _ in tried[1:])})" if len(tried) > 1 else ""
     raise CharsetError(f"parse: cannot decode as {tried[0][0]}{also}") from failure
+
+
+def decode_html(body: bytes, content_type: str | None, override: str | None) -> DecodedDocument:
+    """Decode an HTML page or fragment: as `decode_document`, with a `<meta>` charset ranked after the
+    BOM and the HTTP header (HTML's own order). Raises CharsetError when even the fallbacks fail."""
+    if override is None and _sniff_bom(body) is None and charset_from_content_type(content_type) is None:
+        meta = _META_CHARSET.search(body[:_META_SCAN_BYTES])
+        override = meta.group(1).decode("ascii") if meta else None
+    return decode_document(body, content_type, override)
 
 
 def charset_from_content_type(content_type: str | None) -> str | None:

@@ -11,7 +11,6 @@ requests, so they are enrich.py's: `next_page_url` names the next list page (`ne
 
 from __future__ import annotations
 
-import codecs
 import re
 from datetime import datetime
 from urllib.parse import urldefrag, urljoin
@@ -24,15 +23,9 @@ from cssselect import SelectorError
 from aggregator.config.load import SourceConfig
 from aggregator.errors import ParseError
 from aggregator.models import Fetched, ParsedFeed, RawItem
-from aggregator.parse.charset import CharsetError, charset_from_content_type, decode_document
+from aggregator.parse.charset import CharsetError, decode_html
 from aggregator.parse.times import to_utc
 
-#: `<meta charset=…>` / `<meta http-equiv content="…; charset=…">` in the first bytes (HTML §4.2.5.5:
-#: the prescan looks at the first 1024 bytes)
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE)
-_META_SCAN_BYTES = 1024
-#: a byte order mark beats `<meta>` (HTML §13.2.3.2, "encoding sniffing"); UTF-32's marks start with these
-_BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 #: a date inside label text ("发布时间：2022-01-24 00:48", "来源：南通日报 01-24 00:48"): the substring
 #: is found here and read by times.to_utc, which wants the date alone
 _DATE_IN_TEXT = re.compile(
@@ -97,14 +90,8 @@ def extract_body(fetched: Fetched, source: SourceConfig) -> str | None:
 
 def read_html(fetched: Fetched, source: SourceConfig) -> tuple[lxml.html.HtmlElement, list[str]]:
     """The page as an lxml tree (charset: override, BOM, header, `<meta>`, UTF-8, GB18030) and decode warnings."""
-    content_type = fetched.headers.get("content-type")
-    override = source.encoding
-    if override is None and not fetched.body.startswith(_BOMS) and charset_from_content_type(content_type) is None:
-        # decode_document knows no <meta>; passed as the override only here, it ranks after the BOM and header
-        meta = _META_CHARSET.search(fetched.body[:_META_SCAN_BYTES])
-        override = meta.group(1).decode("ascii") if meta else None
     try:
-        decoded = decode_document(fetched.body, content_type, override)
+        decoded = decode_html(fetched.body, fetched.headers.get("content-type"), source.encoding)
     except CharsetError as e:
         raise ParseError(source.name, fetched.url, str(e)) from e
     text = decoded.text
