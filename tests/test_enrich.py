@@ -286,7 +286,10 @@ def test_detail_fetches_keep_the_per_host_limits_of_feeds(feed_server: FixtureSe
         storage.close()
     assert max(feed_server.max_concurrent_by_host.values()) == 1
     starts = [started for path, _, _, started in feed_server.requests]
-    assert all(later - earlier >= 0.09 for earlier, later in itertools.pairwise(starts)), starts
+    # The server stamps a request when it gets to it, which on a loaded machine lags the client's send
+    # by a varying amount: no two requests arrive together, and the whole run spans the delays.
+    assert all(later - earlier >= 0.05 for earlier, later in itertools.pairwise(starts)), starts
+    assert starts[-1] - starts[0] >= 0.1 * (len(starts) - 1) - 0.03, starts
 
 
 @pytest.mark.parametrize(
