@@ -186,13 +186,14 @@ def _poll(args: argparse.Namespace, out: TextIO) -> int:
 
 def _sources_to_poll(args: argparse.Namespace, config: Config, storage: Storage) -> list[SourceConfig]:
     """--source names (even disabled ones), else every enabled source with --all, else the due ones."""
-    from aggregator.update import select_due, utc_now
+    from aggregator.schedule import select_due
+    from aggregator.update import utc_now
 
     if args.source:
         return [s for s in config.sources if s.name in set(args.source)]
     if args.all:
         return [s for s in config.sources if s.enabled]
-    return select_due(config, storage.get_source_states(), utc_now())
+    return select_due(config.sources, storage.get_source_states(), utc_now())
 
 
 def _poll_pass(config: Config, storage: Storage, sources: list[SourceConfig], *, quiet: bool) -> list[UpdateOutcome]:
@@ -210,7 +211,7 @@ def _poll_pass(config: Config, storage: Storage, sources: list[SourceConfig], *,
         async def run_pass() -> list[UpdateOutcome]:
             async with HttpFetcher(config.settings) as fetcher:
                 updater = Updater(config, storage, fetcher, executor=pool)
-                return await updater.update_sources(sources, on_outcome=progress.advance if progress else None)
+                return await updater.update_sources(sources, on_outcome=progress.on_outcome if progress else None)
 
         outcomes = asyncio.run(run_pass())
     if progress:

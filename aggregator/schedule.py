@@ -1,19 +1,24 @@
-"""Decide when each source is polled next: pure functions of the response, the failures and `now`.
+"""Decide when and what each source polls next, and what each poll does to its state: pure functions.
 
-Nothing here reads the clock or the config; callers pass `now`, intervals and a jitter value, so every
-decision is a table test away (like reader's `HTTPInfo.get_update_after(now)`). The daemon's own timing
-(where a source resumes after a restart, when its job runs after a poll) is decided here too.
+Nothing here reads the clock, the config file or the store; callers pass `now`, intervals and a jitter
+value, so every decision is a table test away (like reader's `HTTPInfo.get_update_after(now)` and its
+`Decider`). The source state machine lives here (success, not modified, failure and backoff, permanent
+redirect, gone, URL changed → one Transition: the new state and the outcome), as does the daemon's own
+timing (where a source resumes after a restart, when its job runs after a poll).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
-from aggregator.models import UpdateOutcome
+from aggregator.config.load import SourceConfig
+from aggregator.errors import FetchError
+from aggregator.models import ErrorInfo, Fetched, NotModified, OutcomeStatus, SourceState, UpdateOutcome
 
 #: a Retry-After or freshness lifetime longer than this is a broken header, not advice; the cap also keeps
 #: `now + delay` far from datetime's overflow
@@ -22,6 +27,8 @@ MAX_SERVER_DELAY = timedelta(days=365)
 MAX_SPREAD = timedelta(minutes=5)
 #: backoff jitter spreads the delay by this fraction either way
 BACKOFF_SPREAD = 0.2
+#: polls in a row that must announce the same permanent redirect before we follow it (issue 4)
+MOVED_AFTER_POLLS = 3
 
 _DELAY_SECONDS_RE = re.compile(r"^[0-9]+$")
 _MAX_AGE_RE = re.compile(r"^max-age\s*=\s*\"?([0-9]+)\"?$", re.IGNORECASE)
@@ -153,18 +160,15 @@ def follow_outcome(
 ) -> datetime | None:
     """When a source's job runs next after a poll; None only for a cron expression that never fires again.
 
-    An interval source follows the outcome's next_poll_at (interval, server hints, backoff: see
-    next_poll_at and next_poll_after_failure). A cron source (`next_cron_fire` gives its first fire time
-    at or after a moment) keeps its cron times, except that after a failure it first waits for the
-    backoff or Retry-After. No outcome (the store failed before the poll was recorded) means one more
-    interval, or the next cron time.
+    The outcome's next_poll_at already follows the source's interval or cron times (PollTiming). No
+    outcome (the store failed before the poll was recorded) means one more interval, or the next cron
+    time (`next_cron_fire` gives a cron source's first fire time at or after a moment).
     """
-    next_poll = outcome.next_poll_at if outcome is not None else None
+    if outcome is None:
+        return next_cron_fire(now) if next_cron_fire is not None else now + interval
     if next_cron_fire is None:
-        return next_poll or now + interval
-    if outcome is not None and outcome.error is not None and next_poll is not None:
-        return next_cron_fire(next_poll)
-    return next_cron_fire(now)
+        return outcome.next_poll_at or now + interval
+    return outcome.next_poll_at
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -217,3 +221,132 @@ def _clamp_server_delay(delay: timedelta) -> timedelta:
 def is_retired(retired_url: str | None, url: str) -> bool:
     """A 410 retired the URL that answered it; ops editing the URL in feeds.toml revives the source."""
     return retired_url is not None and retired_url == url
+
+
+# --- the source state machine ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PollTiming:
+    """How often one source may be polled: its interval or cron times, and the caps on hints and backoff."""
+
+    interval: timedelta
+    max_interval: timedelta
+    max_backoff: timedelta
+    #: a cron source's first fire time at or after a moment (None: never again); None for interval sources
+    next_cron_fire: Callable[[datetime], datetime | None] | None = None
+
+    def after_success(self, now: datetime, hint: timedelta | None) -> datetime | None:
+        """An interval source: the server's hint clamped (next_poll_at). A cron source keeps its cron times."""
+        if self.next_cron_fire is not None:
+            return self.next_cron_fire(now)
+        return next_poll_at(now, self.interval, hint, self.max_interval)
+
+    def after_failure(
+        self, now: datetime, failures: int, retry_after: timedelta | None, jitter: float
+    ) -> datetime | None:
+        """The backoff or Retry-After (next_poll_after_failure); a cron source then waits for its next cron time."""
+        delay_until = next_poll_after_failure(now, failures, self.interval, self.max_backoff, retry_after, jitter)
+        if self.next_cron_fire is not None:
+            return self.next_cron_fire(delay_until)
+        return delay_until
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """What one poll does to a source: the state to store and the outcome to report."""
+
+    state: SourceState
+    status: OutcomeStatus
+    error: ErrorInfo | None = None
+
+
+def state_for(name: str, url: str, stored: SourceState | None) -> SourceState:
+    """The stored state, reset when ops changed the source's URL in feeds.toml.
+
+    Validators, redirects, failures, the retirement and the next poll time belong to the old URL; only
+    the last success is kept (for `status`).
+    """
+    if stored is None:
+        return SourceState(name=name, config_url=url)
+    if stored.config_url not in (None, url):
+        return SourceState(name=name, config_url=url, last_success_at=stored.last_success_at)
+    return stored
+
+
+def url_to_poll(state: SourceState, url: str) -> str | None:
+    """The URL to fetch: the configured one, or where it moved once MOVED_AFTER_POLLS polls in a row said
+    so (301/308); None when a 410 retired it."""
+    if is_retired(state.retired_url, url):
+        return None
+    if state.moved_to and state.moved_count >= MOVED_AFTER_POLLS:
+        return state.moved_to
+    return url
+
+
+def select_due(
+    sources: Iterable[SourceConfig], states: Mapping[str, SourceState], now: datetime
+) -> list[SourceConfig]:
+    """Enabled, not retired sources whose next poll time has come."""
+    due = []
+    for source in sources:
+        state = state_for(source.name, source.url, states.get(source.name))
+        if source.enabled and url_to_poll(state, source.url) is not None and is_due(state.next_poll_at, now):
+            due.append(source)
+    return due
+
+
+def after_response(
+    state: SourceState,
+    url: str,
+    response: Fetched | NotModified,
+    now: datetime,
+    timing: PollTiming,
+    *,
+    ttl_minutes: int | None = None,
+    inserted: int = 0,
+    updated: int = 0,
+) -> Transition:
+    """A 2xx or 304 from `response.url`, which stored `inserted` new and `updated` changed items.
+
+    Failures and the retirement are cleared; a 304 keeps the validators it did not repeat, a 2xx keeps
+    only those it sent. A permanent redirect is counted while it names the same target; fetching the
+    target itself keeps the count (url_to_poll then follows it).
+    """
+    moved_to, moved_count = None, 0
+    if response.url == state.moved_to:
+        moved_to, moved_count = state.moved_to, state.moved_count
+    elif isinstance(response, Fetched) and response.permanent_redirect:
+        moved_to = response.permanent_redirect
+        moved_count = state.moved_count + 1 if moved_to == state.moved_to else 1
+    not_modified = isinstance(response, NotModified)
+    hint = freshness_hint(response.headers, now, ttl_minutes)
+    new_state = state.replace(
+        etag=response.headers.get("etag") or (state.etag if not_modified else None),
+        last_modified=response.headers.get("last-modified") or (state.last_modified if not_modified else None),
+        failures=0, last_error=None, last_success_at=now, last_polled_at=now, last_status=response.status,
+        moved_to=moved_to, moved_count=moved_count, retired_url=None, config_url=url,
+        next_poll_at=timing.after_success(now, hint),
+    )
+    status: OutcomeStatus = (
+        "not_modified" if not_modified else "new" if inserted else "updated" if updated else "unchanged"
+    )
+    return Transition(new_state, status)
+
+
+def after_failure(
+    state: SourceState, url: str, exc: Exception, stage: str, now: datetime, timing: PollTiming, jitter: float
+) -> Transition:
+    """A poll that failed at `stage`: one more failure, backed off; HTTP 410 Gone retires `url`."""
+    http_status = exc.status if isinstance(exc, FetchError) else None
+    retry_seconds = exc.retry_after_seconds if isinstance(exc, FetchError) else None
+    retry_after = timedelta(seconds=retry_seconds) if retry_seconds is not None else None
+    failures = state.failures + 1
+    error = ErrorInfo.from_exception(exc, stage, now)
+    gone = http_status == 410
+    new_state = state.replace(
+        failures=failures, last_error=error, last_polled_at=now, last_status=http_status,
+        next_poll_at=timing.after_failure(now, failures, retry_after, jitter),
+        config_url=url, retired_url=url if gone else None,
+    )
+    return Transition(new_state, "retired" if gone else "error", error)

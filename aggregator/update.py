@@ -1,79 +1,78 @@
-"""Take one source through fetch → parse → identity → clean → dedupe → store; the only place stages meet.
+"""Take one source through fetch → parse → items → dedupe → store; wiring only, it decides nothing itself.
 
-Decisions live in the pure modules (schedule, identity, dedupe); this module wires them and owns the one
-broad `except`: a failing source is recorded as data (ErrorInfo, failures, backoff) and never stops the
-others. CPU-heavy steps (parse, clean) run in an optional process pool so a poll uses every core;
-storage is read and written only here, in the event loop's thread, so writes are never concurrent.
+The decisions live in the pure modules: schedule (the source's state machine: what to fetch, the new
+state and the outcome), items (identity, categories, completion, cleaning), dedupe (what to write).
+This module wires them and owns the one broad `except`: a failing source is recorded as data
+(ErrorInfo, failures, backoff) and never stops the others. CPU-heavy steps (parse, clean) run in an
+optional process pool so a poll uses every core; storage is read and written only here, in the event
+loop's thread, so writes are never concurrent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from aggregator import dedupe, schedule
+from aggregator import items, schedule
 from aggregator.config.load import Config, SourceConfig
-from aggregator.errors import FetchError, ItemError, SourceError
+from aggregator.errors import SourceError
 from aggregator.fetch.client import Fetcher
-from aggregator.models import (
-    Candidate,
-    ErrorInfo,
-    Fetched,
-    Item,
-    NotModified,
-    OutcomeStatus,
-    ParsedFeed,
-    RawItem,
-    SourceState,
-    UpdateOutcome,
-)
+from aggregator.models import Candidate, Fetched, Item, NotModified, SourceState, UpdateOutcome
 from aggregator.storage import Storage
 
 log = logging.getLogger("aggregator.update")
 
-#: polls in a row that must announce the same permanent redirect before we follow it (issue 4)
-MOVED_AFTER_POLLS = 3
-#: appended to the raw hash of an item whose article body could not be fetched, so it is retried
-INCOMPLETE_MARK = ":incomplete"
-
 T = TypeVar("T")
+#: a cron source's next fire time at or after a moment (None: never again); None for an interval source
+CronOf = Callable[[SourceConfig], Callable[[datetime], datetime | None] | None]
+#: the plan of a poll that stored no items (a 304, a failure)
+_NOTHING_STORED = items.StorePlan((), 0)
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def select_due(config: Config, states: Mapping[str, SourceState], now: datetime) -> list[SourceConfig]:
-    """Enabled, not retired sources whose next poll time has come."""
-    due = []
-    for source in config.sources:
-        state = _state_for(source, states.get(source.name))
-        retired = schedule.is_retired(state.retired_url, source.url)
-        if source.enabled and not retired and schedule.is_due(state.next_poll_at, now):
-            due.append(source)
-    return due
+def _no_cron(source: SourceConfig) -> None:
+    """`poll` follows every source's interval: cron times are the daemon's (it holds the triggers)."""
+    return
 
 
 @dataclass(frozen=True, slots=True)
-class _ParseResult:
-    """What the worker returns from parsing one document."""
+class _Parsed:
+    """What the worker returns from parsing one document: what the items and the next poll need."""
 
-    feed: ParsedFeed
-    candidates: tuple[Candidate, ...]
-    skipped: tuple[str, ...]
-    #: categories first seen in this document (slug → "<medium>新闻"), for `categories = "auto"`
-    new_category_titles: Mapping[str, str]
+    found: items.Candidates
+    #: problems the parser tolerated, logged
+    warnings: tuple[str, ...]
+    #: RSS <ttl>, a hint for the next poll
+    ttl_minutes: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Poll:
+    """One poll under way: the source, its state before, and when it started."""
+
+    source: SourceConfig
+    state: SourceState
+    now: datetime
+    started: float
 
 
 class Updater:
-    """Polls sources and stores what changed; one instance per `poll` run or daemon."""
+    """Polls sources and stores what changed; one instance per `poll` run or daemon.
+
+    `cron_of` gives a cron source's fire times (the daemon's triggers), so its stored next poll is
+    its next cron time; `poll` leaves it out and every source follows its interval.
+    """
 
     def __init__(
         self,
@@ -83,12 +82,14 @@ class Updater:
         *,
         executor: Executor | None = None,
         clock: Callable[[], datetime] = utc_now,
+        cron_of: CronOf = _no_cron,
     ) -> None:
         self.config = config
         self.storage = storage
         self.fetcher = fetcher
         self.executor = executor
         self.clock = clock
+        self.cron_of = cron_of
         self._random = random.Random()
 
     async def update_sources(
@@ -114,82 +115,55 @@ class Updater:
         return await self._update(source, self.storage.get_source_state(source.name))
 
     async def _update(self, source: SourceConfig, stored: SourceState | None) -> UpdateOutcome:
-        state = _state_for(source, stored)
-        started = time.monotonic()
-        now = self.clock()
-        if schedule.is_retired(state.retired_url, source.url):
+        poll = _Poll(source, schedule.state_for(source.name, source.url, stored), self.clock(), time.monotonic())
+        url = schedule.url_to_poll(poll.state, source.url)
+        if url is None:
             return UpdateOutcome(source.name, "retired", next_poll_at=None)
-        url = state.moved_to if state.moved_to and state.moved_count >= MOVED_AFTER_POLLS else source.url
         fetch_seconds = 0.0
         try:
-            result = await self.fetcher.fetch_source(source, url, state)
-            fetch_seconds = time.monotonic() - started
+            result = await self.fetcher.fetch_source(source, url, poll.state)
+            fetch_seconds = time.monotonic() - poll.started
             if isinstance(result, NotModified):
-                return self._record_not_modified(source, state, result, now, started, fetch_seconds)
-            return await self._store_fetched(source, state, result, now, started, fetch_seconds)
+                transition = schedule.after_response(poll.state, source.url, result, poll.now, self._timing(source))
+                self.storage.save_source_state(transition.state)
+                return _report(poll, transition, fetch_seconds)
+            return await self._store_fetched(poll, result, fetch_seconds)
         except SourceError as exc:
-            return self._record_failure(source, state, exc, exc.stage, now, started, fetch_seconds)
+            return self._record_failure(poll, exc, exc.stage, fetch_seconds)
         except Exception as exc:  # a bug on one odd document must not stop the batch; logged with traceback
             log.exception("update: source=%s unexpected error", source.name)
-            return self._record_failure(source, state, exc, "update", now, started, fetch_seconds)
+            return self._record_failure(poll, exc, "update", fetch_seconds)
 
-    async def _store_fetched(
-        self, source: SourceConfig, state: SourceState, fetched: Fetched, now: datetime,
-        started: float, fetch_seconds: float,
-    ) -> UpdateOutcome:
+    async def _store_fetched(self, poll: _Poll, fetched: Fetched, fetch_seconds: float) -> UpdateOutcome:
+        source = poll.source
         parsed = await self._parse_pages(source, fetched)
-        for warning in parsed.feed.warnings:
+        for warning in parsed.warnings:
             log.warning("parse: source=%s %s", source.name, warning)
-        for reason in parsed.skipped:
+        for reason in parsed.found.skipped:
             log.warning("identity: source=%s skipped item: %s", source.name, reason)
-        self.storage.add_category_titles(parsed.new_category_titles)
-        candidates = dedupe.first_per_article(parsed.candidates)
-        stored = self.storage.get_stored_items([c.article_id for c in candidates])
-        to_clean = [c for c in candidates if dedupe.needs_cleaning(c, stored.get(c.article_id))]
-        to_clean = await self._complete(source, to_clean)
-        changes = []
-        if to_clean:  # a source that repeats itself costs no cleaning and no second read
-            items = await self._run(_build_items, tuple(to_clean), source, now)
-            # Re-read just before planning: another source may have stored the same article meanwhile.
-            # Nothing awaits between this read and apply_update, so no other poll interleaves.
-            fresh = self.storage.get_stored_items([c.article_id for c in to_clean])
-            planned = dedupe.plan_changes(list(zip(to_clean, items, strict=True)), fresh, now)
-            changes = [change for change in planned if change.action != "unchanged"]
-        hint = schedule.freshness_hint(fetched.headers, now, parsed.feed.ttl_minutes)
-        new_state = _success_state(
-            state, source, now, fetched.url, fetched.status, fetched.headers, fetched.permanent_redirect
+        self.storage.add_category_titles(parsed.found.new_category_titles)
+        prepare = functools.partial(self._prepare, source, poll.now)
+        plan = await items.plan_writes(self.storage, parsed.found.candidates, poll.now, prepare)
+        transition = schedule.after_response(
+            poll.state, source.url, fetched, poll.now, self._timing(source), ttl_minutes=parsed.ttl_minutes,
+            inserted=plan.count("insert"), updated=plan.count("update"),
         )
-        new_state = new_state.replace(next_poll_at=self._next_poll(source, now, hint))
-        self.storage.apply_update(changes, new_state)
-        inserted = sum(c.action == "insert" for c in changes)
-        updated = sum(c.action == "update" for c in changes)
-        status: OutcomeStatus = "new" if inserted else "updated" if updated else "unchanged"
-        outcome = UpdateOutcome(
-            source.name, status, inserted=inserted, updated=updated,
-            unchanged=len(candidates) - inserted - updated, skipped_items=len(parsed.skipped),
-            next_poll_at=new_state.next_poll_at, duration_seconds=time.monotonic() - started,
-            fetch_seconds=fetch_seconds, http_status=fetched.status, bytes_fetched=len(fetched.body),
-            changed_categories=frozenset(cat for c in changes for cat in c.item.categories),
-        )
-        _log_outcome(outcome)
-        return outcome
+        self.storage.apply_update(plan.writes, transition.state)
+        return _report(poll, transition, fetch_seconds, plan=plan, skipped=len(parsed.found.skipped),
+                       bytes_fetched=len(fetched.body))
 
-    async def _parse_pages(self, source: SourceConfig, first: Fetched) -> _ParseResult:
+    async def _parse_pages(self, source: SourceConfig, first: Fetched) -> _Parsed:
         """Parse the fetched document, and for paginated html sources the further list pages too."""
         pages = [first]
         if source.kind == "html" and source.max_pages > 1:
             from aggregator.enrich import fetch_list_pages
 
             pages += await fetch_list_pages(self.fetcher, source, first)
-        taken = self._taken_categories() if _files_by_medium(source) else {}
-        results = [await self._run(_parse_candidates, page, source, self.config.timezone_of(source), taken)
-                   for page in pages]
-        return _ParseResult(
-            feed=results[0].feed,
-            candidates=tuple(c for r in results for c in r.candidates),
-            skipped=tuple(s for r in results for s in r.skipped),
-            new_category_titles={k: v for r in results for k, v in r.new_category_titles.items()},
-        )
+        taken = self._taken_categories() if items.files_by_medium(source) else {}
+        timezone = self.config.timezone_of(source)
+        results = [await self._run(_parse_candidates, page, source, timezone, taken) for page in pages]
+        found = items.Candidates.merge([r.found for r in results])
+        return _Parsed(found, results[0].warnings, results[0].ttl_minutes)
 
     def _taken_categories(self) -> dict[str, str]:
         """slug → medium of every category already in use (feeds.toml titles and learnt ones)."""
@@ -198,60 +172,30 @@ class Updater:
         titles = {**self.storage.category_titles(), **{k: c.title for k, c in self.config.categories.items()}}
         return media_by_slug(titles)
 
-    async def _complete(self, source: SourceConfig, candidates: list[Candidate]) -> list[Candidate]:
-        """Fetch article bodies (JSON detail endpoints, article pages) for the new or changed items only."""
-        if not candidates or not _needs_completion(source):
-            return candidates
-        from aggregator.enrich import complete_items
+    async def _prepare(
+        self, source: SourceConfig, now: datetime, candidates: Sequence[Candidate]
+    ) -> list[tuple[Candidate, Item]]:
+        """Complete the new or changed candidates' bodies (detail endpoints, article pages), then clean them."""
+        if items.needs_completion(source):
+            from aggregator.enrich import complete_items
 
-        raws = await complete_items(self.fetcher, source, [c.raw for c in candidates])
-        return [_completed(c, raw) for c, raw in zip(candidates, raws, strict=True)]
+            raws = await complete_items(self.fetcher, source, [c.raw for c in candidates])
+            candidates = [items.completed(c, raw) for c, raw in zip(candidates, raws, strict=True)]
+        built = await self._run(items.build_items, tuple(candidates), source.url, source.clean, now)
+        return list(zip(candidates, built, strict=True))
 
-    def _record_not_modified(
-        self, source: SourceConfig, state: SourceState, result: NotModified, now: datetime,
-        started: float, fetch_seconds: float,
-    ) -> UpdateOutcome:
-        hint = schedule.freshness_hint(result.headers, now, None)
-        new_state = _success_state(state, source, now, result.url, result.status, result.headers, None)
-        new_state = new_state.replace(next_poll_at=self._next_poll(source, now, hint))
-        self.storage.save_source_state(new_state)
-        outcome = UpdateOutcome(
-            source.name, "not_modified", next_poll_at=new_state.next_poll_at,
-            duration_seconds=time.monotonic() - started, fetch_seconds=fetch_seconds, http_status=result.status,
+    def _record_failure(self, poll: _Poll, exc: Exception, stage: str, fetch_seconds: float) -> UpdateOutcome:
+        transition = schedule.after_failure(
+            poll.state, poll.source.url, exc, stage, poll.now, self._timing(poll.source), self._random.random()
         )
-        _log_outcome(outcome)
-        return outcome
+        self.storage.save_source_state(transition.state)
+        return _report(poll, transition, fetch_seconds)
 
-    def _record_failure(
-        self, source: SourceConfig, state: SourceState, exc: Exception, stage: str, now: datetime,
-        started: float, fetch_seconds: float,
-    ) -> UpdateOutcome:
-        failures = state.failures + 1
-        status = exc.status if isinstance(exc, FetchError) else None
-        retry_after = (
-            None if not isinstance(exc, FetchError) or exc.retry_after_seconds is None
-            else timedelta(seconds=exc.retry_after_seconds)
-        )
-        next_poll = schedule.next_poll_after_failure(
-            now, failures, self.config.interval_of(source), self.config.settings.max_backoff, retry_after,
-            self._random.random(),
-        )
-        error = ErrorInfo.from_exception(exc, stage, now)
-        new_state = state.replace(
-            failures=failures, last_error=error, last_polled_at=now, last_status=status, next_poll_at=next_poll,
-            config_url=source.url, retired_url=source.url if status == 410 else None,
-        )
-        self.storage.save_source_state(new_state)
-        outcome = UpdateOutcome(
-            source.name, "retired" if status == 410 else "error", error=error, next_poll_at=next_poll,
-            duration_seconds=time.monotonic() - started, fetch_seconds=fetch_seconds, http_status=status,
-        )
-        _log_outcome(outcome)
-        return outcome
-
-    def _next_poll(self, source: SourceConfig, now: datetime, hint: timedelta | None) -> datetime:
+    def _timing(self, source: SourceConfig) -> schedule.PollTiming:
         settings = self.config.settings
-        return schedule.next_poll_at(now, self.config.interval_of(source), hint, settings.max_interval)
+        return schedule.PollTiming(
+            self.config.interval_of(source), settings.max_interval, settings.max_backoff, self.cron_of(source)
+        )
 
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
         """Run CPU-bound work in the pool when there is one, inline otherwise."""
@@ -260,50 +204,22 @@ class Updater:
         return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
 
 
-def _state_for(source: SourceConfig, state: SourceState | None) -> SourceState:
-    """The stored state, reset when ops changed the source's URL (validators belong to the old URL)."""
-    if state is None:
-        return SourceState(name=source.name, config_url=source.url)
-    if state.config_url not in (None, source.url):
-        return SourceState(name=source.name, config_url=source.url, last_success_at=state.last_success_at)
-    return state
-
-
-def _success_state(
-    state: SourceState, source: SourceConfig, now: datetime, url: str, status: int, headers: Mapping[str, str],
-    permanent_redirect: str | None,
-) -> SourceState:
-    """State after a 2xx/304: validators kept on 304, failures reset, permanent redirects counted."""
-    moved_to, moved_count = None, 0
-    if url == state.moved_to:
-        moved_to, moved_count = state.moved_to, state.moved_count
-    elif permanent_redirect:
-        moved_to = permanent_redirect
-        moved_count = state.moved_count + 1 if permanent_redirect == state.moved_to else 1
-    not_modified = status == 304
-    return state.replace(
-        etag=headers.get("etag") or (state.etag if not_modified else None),
-        last_modified=headers.get("last-modified") or (state.last_modified if not_modified else None),
-        failures=0, last_error=None, last_success_at=now, last_polled_at=now, last_status=status,
-        moved_to=moved_to, moved_count=moved_count, retired_url=None, config_url=source.url,
+def _report(
+    poll: _Poll, transition: schedule.Transition, fetch_seconds: float, *, plan: items.StorePlan = _NOTHING_STORED,
+    skipped: int = 0, bytes_fetched: int = 0,
+) -> UpdateOutcome:
+    """The outcome of a recorded poll, logged."""
+    inserted, updated = plan.count("insert"), plan.count("update")
+    outcome = UpdateOutcome(
+        poll.source.name, transition.status, inserted=inserted, updated=updated,
+        unchanged=plan.articles - inserted - updated, skipped_items=skipped,
+        error=transition.error, next_poll_at=transition.state.next_poll_at,
+        duration_seconds=time.monotonic() - poll.started, fetch_seconds=fetch_seconds,
+        http_status=transition.state.last_status, bytes_fetched=bytes_fetched,
+        changed_categories=plan.changed_categories(),
     )
-
-
-def _needs_completion(source: SourceConfig) -> bool:
-    """Whether the source's items get their bodies from a second request (detail endpoint, article page)."""
-    if source.full_content:
-        return True
-    if source.kind == "json":
-        return source.detail_url is not None or source.preset is not None
-    return source.kind == "html" and source.body_selector is not None
-
-
-def _completed(candidate: Candidate, raw: RawItem) -> Candidate:
-    """The candidate with its article body. When the body could not be fetched (enrich kept the list
-    record as it was), the raw hash is marked so it never matches: the next poll tries again, and the
-    summary is published meanwhile."""
-    raw_hash = candidate.raw_hash if raw != candidate.raw else candidate.raw_hash + INCOMPLETE_MARK
-    return Candidate(candidate.article_id, candidate.source_name, candidate.categories, raw, raw_hash)
+    _log_outcome(outcome)
+    return outcome
 
 
 def _log_outcome(outcome: UpdateOutcome) -> None:
@@ -326,79 +242,9 @@ def _log_outcome(outcome: UpdateOutcome) -> None:
 # (a fifth of `poll`'s start-up), and pool workers load them once each.
 
 
-def _parse_candidates(fetched: Fetched, source: SourceConfig, timezone: str, taken: Mapping[str, str]) -> _ParseResult:
-    """Parse a document and decide each item's identity, categories and raw hash (runs in a worker).
-
-    `taken` (slug → medium) keeps media whose names give the same slug apart.
-    """
-    from aggregator import identity
+def _parse_candidates(fetched: Fetched, source: SourceConfig, timezone: str, taken: Mapping[str, str]) -> _Parsed:
+    """Parse a document and decide each item's identity, categories and raw hash (runs in a worker)."""
     from aggregator.parse import parse
 
     feed = parse(fetched, source, timezone)
-    candidates, skipped = [], []
-    media = dict(taken)
-    for raw in feed.items:
-        try:
-            article_id = identity.article_id(raw, source.name)
-        except ItemError as exc:
-            skipped.append(str(exc))
-            continue
-        categories = _categories_for(source, raw, media)
-        candidates.append(Candidate(article_id, source.name, categories, raw, dedupe.raw_hash(raw)))
-    return _ParseResult(feed, tuple(candidates), tuple(skipped), _new_titles(media, taken))
-
-
-def _files_by_medium(source: SourceConfig) -> bool:
-    return source.categories == "auto" or source.category_from == "medium"
-
-
-def _categories_for(source: SourceConfig, raw: RawItem, media: dict[str, str]) -> frozenset[str]:
-    """The source's configured categories, plus the item's medium's slug (recorded in `media`) when the
-    source files by medium (`categories = "auto"` or `category_from = "medium"`)."""
-    configured = frozenset(source.categories) if source.categories != "auto" else frozenset()
-    if not _files_by_medium(source):
-        return configured
-    from aggregator.categories import category_for_medium
-
-    medium = (raw.medium or source.name).strip()
-    slug = category_for_medium(medium, media)
-    media.setdefault(slug, medium)
-    return configured | {slug}
-
-
-def _new_titles(media: Mapping[str, str], taken: Mapping[str, str]) -> dict[str, str]:
-    from aggregator.categories import category_title
-
-    return {slug: category_title(medium) for slug, medium in media.items() if slug not in taken}
-
-
-def _build_items(candidates: Sequence[Candidate], source: SourceConfig, now: datetime) -> list[Item]:
-    """Clean each candidate into the Item subscribers will see (runs in a worker)."""
-    return [build_item(candidate, source, now) for candidate in candidates]
-
-
-def build_item(candidate: Candidate, source: SourceConfig, now: datetime) -> Item:
-    """identity + clean → Item: cleaned title and body, canonical link, content hash."""
-    from aggregator import identity
-    from aggregator.clean import clean_html, clean_text
-
-    raw = candidate.raw
-    base_url = raw.url or source.url
-    title = clean_text(raw.title)
-    html = clean_html(raw.html or raw.summary, base_url, source.clean)
-    summary = clean_text(raw.summary) if raw.html and raw.summary else ""
-    url = identity.canonical_url(raw.url) if raw.url and raw.url.lower().startswith(("http://", "https://")) else None
-    return Item(
-        article_id=candidate.article_id,
-        title=title,
-        url=url,
-        html=html,
-        published=raw.published,
-        updated=raw.updated or raw.published or now,
-        categories=candidate.categories,
-        sources=frozenset({candidate.source_name}),
-        content_hash=dedupe.content_hash(title, html, summary, raw.author, raw.published),
-        summary=summary,
-        author=raw.author,
-        first_seen=now,
-    )
+    return _Parsed(items.find_candidates(feed.items, source, taken), feed.warnings, feed.ttl_minutes)

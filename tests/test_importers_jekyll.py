@@ -15,9 +15,10 @@ from aggregator.categories import category_for_medium
 from aggregator.config.load import Config, SourceConfig, parse_config
 from aggregator.importers.jekyll import ImportReport, import_legacy_posts
 from aggregator.importers.jekyll_posts import IMPORT_SOURCE_NAME, Skipped
-from aggregator.models import Candidate, ItemChange, RawItem, UpdateOutcome
+from aggregator.items import build_item
+from aggregator.models import Candidate, ItemChange, RawItem
+from aggregator.ops.progress import ProgressStep
 from aggregator.storage import Storage
-from aggregator.update import build_item
 
 NOW = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
 SEED_ID = "NW202201242257831752"
@@ -90,7 +91,7 @@ def test_import_never_overwrites_an_item_a_live_source_stored(
     live_source = SourceConfig(name="ntrb-live", url="http://127.0.0.1/list", categories=("jiangsu",))
     raw = RawItem(explicit_id=SEED_ID, title="live title", html="<p>live body</p>", published=NOW)
     candidate = Candidate(SEED_ID, live_source.name, frozenset({"jiangsu"}), raw, dedupe.raw_hash(raw))
-    item = build_item(candidate, live_source, NOW)
+    item = build_item(candidate, live_source.url, live_source.clean, NOW)
     storage.apply_update([ItemChange("insert", item, live_source.name, candidate.raw_hash)], None)
     report = import_legacy_posts(storage, config, [legacy_posts_dir], now=NOW)
     stored = storage.get_item(SEED_ID)
@@ -103,11 +104,11 @@ def test_import_never_overwrites_an_item_a_live_source_stored(
 
 class _RecordingProgress:
     def __init__(self) -> None:
-        self.outcomes: list[UpdateOutcome] = []
+        self.steps: list[ProgressStep] = []
         self.closed = False
 
-    def advance(self, outcome: UpdateOutcome) -> None:
-        self.outcomes.append(outcome)
+    def advance(self, step: ProgressStep) -> None:
+        self.steps.append(step)
 
     def close(self) -> None:
         self.closed = True
@@ -118,8 +119,8 @@ def test_import_reports_progress_per_batch_and_closes_it(
 ) -> None:
     progress = _RecordingProgress()
     import_legacy_posts(storage, config, [legacy_posts_dir], progress=progress, now=NOW, batch_size=10)
-    assert [o.inserted for o in progress.outcomes] == [10, 10, 10, 10, 7]
-    assert progress.outcomes[-1].source_name == f"{IMPORT_SOURCE_NAME} (47 articles)"
+    assert [s.inserted for s in progress.steps] == [10, 10, 10, 10, 7]
+    assert progress.steps[-1].name == f"{IMPORT_SOURCE_NAME} (47 articles)"
     assert progress.closed
 
 

@@ -50,8 +50,8 @@ def test_plain_lines_without_a_terminal() -> None:
     stream = io.StringIO()
     progress = Progress(total=10, stream=stream)
 
-    progress.advance(UpdateOutcome("a", "new", inserted=2))
-    progress.advance(UpdateOutcome("b", "error", error=ERROR))
+    progress.on_outcome(UpdateOutcome("a", "new", inserted=2))
+    progress.on_outcome(UpdateOutcome("b", "error", error=ERROR))
     progress.close()
 
     assert stream.getvalue() == (
@@ -64,7 +64,7 @@ def test_unknown_total_counts_up() -> None:
     stream = io.StringIO()
     progress = Progress(total=None, stream=stream)
 
-    progress.advance(UpdateOutcome("a", "unchanged", unchanged=4))
+    progress.on_outcome(UpdateOutcome("a", "unchanged", unchanged=4))
 
     assert stream.getvalue() == "[1] a: unchanged (0 new, 0 updated, 4 unchanged) 0.00s\n"
 
@@ -74,8 +74,8 @@ def test_terminal_gets_one_redrawn_bar_line(monkeypatch: pytest.MonkeyPatch) -> 
     stream = _Terminal()
     progress = Progress(total=4, stream=stream)
 
-    progress.advance(UpdateOutcome("a", "new", inserted=1))
-    progress.advance(UpdateOutcome("b", "not_modified"))
+    progress.on_outcome(UpdateOutcome("a", "new", inserted=1))
+    progress.on_outcome(UpdateOutcome("b", "not_modified"))
     progress.close()
 
     output = stream.getvalue()
@@ -89,8 +89,8 @@ def test_terminal_prints_failures_as_whole_lines_above_the_bar(monkeypatch: pyte
     stream = _Terminal()
     progress = Progress(total=2, stream=stream)
 
-    progress.advance(UpdateOutcome("b", "error", error=ERROR))
-    progress.advance(UpdateOutcome("a", "unchanged"))
+    progress.on_outcome(UpdateOutcome("b", "error", error=ERROR))
+    progress.on_outcome(UpdateOutcome("a", "unchanged"))
     progress.close()
 
     lines = stream.getvalue().split("\n")
@@ -103,7 +103,7 @@ def test_bar_never_wraps_on_a_narrow_terminal(monkeypatch: pytest.MonkeyPatch) -
     stream = _Terminal()
     progress = Progress(total=3, stream=stream)
 
-    progress.advance(UpdateOutcome("南通日报新闻-很长的来源名字-很长的来源名字", "new", inserted=1))
+    progress.on_outcome(UpdateOutcome("南通日报新闻-很长的来源名字-很长的来源名字", "new", inserted=1))
 
     frame = stream.getvalue().split("\r\x1b[2K")[-1]
     assert frame.endswith("…")

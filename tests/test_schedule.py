@@ -12,7 +12,8 @@ from email.utils import format_datetime
 import pytest
 
 from aggregator import schedule
-from aggregator.models import ErrorInfo, UpdateOutcome
+from aggregator.errors import FetchError, ParseError
+from aggregator.models import ErrorInfo, Fetched, NotModified, SourceState, UpdateOutcome
 from tests.conftest import REPO_ROOT
 
 NOW = datetime(2026, 11, 24, 6, 0, 0, tzinfo=UTC)
@@ -241,16 +242,13 @@ def _cron_never_fires(moment: datetime) -> None:
         (UpdateOutcome("a", "error", error=ERROR, next_poll_at=NOW + 2 * MINUTE), None, NOW + 2 * MINUTE),
         (UpdateOutcome("a", "retired"), None, NOW + 5 * MINUTE),
         (None, None, NOW + 5 * MINUTE),
-        (UpdateOutcome("a", "new", next_poll_at=NOW + 15 * MINUTE), _cron_fire, NOW + 60 * MINUTE),
-        (UpdateOutcome("a", "error", error=ERROR, next_poll_at=NOW + 90 * MINUTE), _cron_fire,
-         NOW + 120 * MINUTE),
+        (UpdateOutcome("a", "new", next_poll_at=NOW + 60 * MINUTE), _cron_fire, NOW + 60 * MINUTE),
         (None, _cron_fire, NOW + 60 * MINUTE),
-        (UpdateOutcome("a", "new", next_poll_at=NOW + 15 * MINUTE), _cron_never_fires, None),
+        (UpdateOutcome("a", "new", next_poll_at=None), _cron_never_fires, None),
     ],
     ids=["interval-follows-next-poll", "interval-follows-backoff", "no-time-waits-one-interval",
-         "no-outcome-waits-one-interval", "cron-success-keeps-cron-times",
-         "cron-failure-waits-for-the-backoff-then-the-next-cron-time", "no-outcome-waits-for-the-next-cron-time",
-         "cron-that-never-fires-again-stays-paused"],
+         "no-outcome-waits-one-interval", "cron-follows-the-cron-time-the-poll-stored",
+         "no-outcome-waits-for-the-next-cron-time", "cron-that-never-fires-again-stays-paused"],
 )
 def test_follow_outcome(
     outcome: UpdateOutcome | None,
@@ -258,3 +256,142 @@ def test_follow_outcome(
     expected: datetime | None,
 ) -> None:
     assert schedule.follow_outcome(outcome, NOW, 5 * MINUTE, next_cron_fire) == expected
+
+
+# --- the source state machine: one row per transition -----------------------------------------------
+
+URL = "https://example.cn/feed.xml"
+MOVED = "https://example.cn/new-feed.xml"
+INTERVAL = 15 * MINUTE
+TIMING = schedule.PollTiming(INTERVAL, 360 * MINUTE, 720 * MINUTE)
+CRON_TIMING = schedule.PollTiming(90 * MINUTE, 360 * MINUTE, 720 * MINUTE, _cron_fire)
+NEVER_TIMING = schedule.PollTiming(INTERVAL, 360 * MINUTE, 720 * MINUTE, _cron_never_fires)
+#: a source that has been polled before: validators, one failure, a redirect seen once
+BEFORE = SourceState(
+    name="s", etag='"v1"', last_modified="Mon, 23 Nov 2026 06:00:00 GMT", next_poll_at=NOW, failures=1,
+    last_error=ERROR, last_success_at=NOW - 60 * MINUTE, last_polled_at=NOW - 15 * MINUTE, last_status=503,
+    moved_to=MOVED, moved_count=1, config_url=URL,
+)
+
+
+def _fetched(url: str = URL, headers: dict[str, str] | None = None, redirect: str | None = None) -> Fetched:
+    return Fetched("s", url, url, 200, headers or {}, b"<rss/>", NOW, permanent_redirect=redirect)
+
+
+def _not_modified(headers: dict[str, str] | None = None) -> NotModified:
+    return NotModified("s", URL, headers or {}, NOW)
+
+
+def _succeeded(**changes: object) -> SourceState:
+    """BEFORE after a success: failures and errors cleared, the redirect forgotten, polled now."""
+    fields: dict[str, object] = {
+        "etag": None, "last_modified": None, "failures": 0, "last_error": None, "last_success_at": NOW,
+        "last_polled_at": NOW, "last_status": 200, "moved_to": None, "moved_count": 0, "retired_url": None,
+        "next_poll_at": NOW + INTERVAL,
+    }
+    return BEFORE.replace(**{**fields, **changes})
+
+
+def _failed(exc: Exception, stage: str = "fetch", **changes: object) -> SourceState:
+    fields: dict[str, object] = {
+        "failures": 2, "last_error": ErrorInfo.from_exception(exc, stage, NOW), "last_polled_at": NOW,
+        "last_status": getattr(exc, "status", None), "next_poll_at": NOW + 30 * MINUTE,
+    }
+    return BEFORE.replace(**{**fields, **changes})
+
+
+HTTP_503 = FetchError("s", URL, "fetch: HTTP 503 Service Unavailable", status=503)
+HTTP_503_RETRY_LATER = FetchError("s", URL, "fetch: HTTP 503 Service Unavailable", status=503,
+                                  retry_after_seconds=7200)
+HTTP_410 = FetchError("s", URL, "fetch: HTTP 410 Gone", status=410)
+MALFORMED = ParseError("s", URL, "parse: not a feed")
+
+TRANSITIONS = [
+    ("success_with_new_items_stores_the_validators_it_sent",
+     lambda: schedule.after_response(BEFORE, URL, _fetched(headers={"etag": '"v2"'}), NOW, TIMING, inserted=2),
+     _succeeded(etag='"v2"'), "new"),
+    ("success_with_changed_items_only_is_updated",
+     lambda: schedule.after_response(BEFORE, URL, _fetched(), NOW, TIMING, updated=1),
+     _succeeded(), "updated"),
+    ("success_with_nothing_new_is_unchanged_and_follows_the_server_hint",
+     lambda: schedule.after_response(BEFORE, URL, _fetched(headers={"cache-control": "max-age=3600"}), NOW, TIMING),
+     _succeeded(next_poll_at=NOW + 60 * MINUTE), "unchanged"),
+    ("success_follows_the_rss_ttl",
+     lambda: schedule.after_response(BEFORE, URL, _fetched(), NOW, TIMING, ttl_minutes=45),
+     _succeeded(next_poll_at=NOW + 45 * MINUTE), "unchanged"),
+    ("not_modified_keeps_the_validators_it_did_not_repeat",
+     lambda: schedule.after_response(BEFORE, URL, _not_modified({"etag": '"v1"'}), NOW, TIMING),
+     _succeeded(etag='"v1"', last_modified=BEFORE.last_modified, last_status=304), "not_modified"),
+    ("failure_counts_and_backs_off",
+     lambda: schedule.after_failure(BEFORE, URL, HTTP_503, "fetch", NOW, TIMING, 0.5),
+     _failed(HTTP_503), "error"),
+    ("failure_waits_for_a_later_retry_after",
+     lambda: schedule.after_failure(BEFORE, URL, HTTP_503_RETRY_LATER, "fetch", NOW, TIMING, 0.5),
+     _failed(HTTP_503_RETRY_LATER, next_poll_at=NOW + 120 * MINUTE), "error"),
+    ("parse_failure_is_recorded_with_its_stage_and_no_http_status",
+     lambda: schedule.after_failure(BEFORE, URL, MALFORMED, "parse", NOW, TIMING, 0.5),
+     _failed(MALFORMED, "parse"), "error"),
+    ("gone_retires_the_configured_url",
+     lambda: schedule.after_failure(BEFORE, URL, HTTP_410, "fetch", NOW, TIMING, 0.5),
+     _failed(HTTP_410, retired_url=URL), "retired"),
+    ("permanent_redirect_to_the_same_target_is_counted",
+     lambda: schedule.after_response(BEFORE, URL, _fetched(redirect=MOVED), NOW, TIMING),
+     _succeeded(moved_to=MOVED, moved_count=2), "unchanged"),
+    ("permanent_redirect_to_another_target_counts_again_from_one",
+     lambda: schedule.after_response(BEFORE, URL, _fetched(redirect=MOVED + "?v=2"), NOW, TIMING),
+     _succeeded(moved_to=MOVED + "?v=2", moved_count=1), "unchanged"),
+    ("fetching_the_moved_url_itself_keeps_the_count",
+     lambda: schedule.after_response(BEFORE, URL, _fetched(url=MOVED), NOW, TIMING),
+     _succeeded(moved_to=MOVED, moved_count=1), "unchanged"),
+    ("cron_source_success_keeps_its_cron_times",
+     lambda: schedule.after_response(BEFORE, URL, _fetched(), NOW, CRON_TIMING),
+     _succeeded(next_poll_at=NOW + 60 * MINUTE), "unchanged"),
+    ("cron_source_failure_waits_for_the_backoff_then_the_next_cron_time",
+     lambda: schedule.after_failure(BEFORE.replace(failures=0), URL, HTTP_503, "fetch", NOW, CRON_TIMING, 0.5),
+     _failed(HTTP_503, failures=1, next_poll_at=NOW + 120 * MINUTE), "error"),
+    ("cron_that_never_fires_again_has_no_next_poll",
+     lambda: schedule.after_response(BEFORE, URL, _fetched(), NOW, NEVER_TIMING),
+     _succeeded(next_poll_at=None), "unchanged"),
+]
+
+
+@pytest.mark.parametrize(("transition", "state", "status"), [row[1:] for row in TRANSITIONS],
+                         ids=[row[0] for row in TRANSITIONS])
+def test_poll_transition(
+    transition: Callable[[], schedule.Transition], state: SourceState, status: str
+) -> None:
+    result = transition()
+    assert (result.state, result.status) == (state, status)
+    assert result.error == (state.last_error if status in ("error", "retired") else None)
+
+
+@pytest.mark.parametrize(
+    ("stored", "url", "expected"),
+    [
+        (None, URL, SourceState(name="s", config_url=URL)),
+        (BEFORE, URL, BEFORE),
+        (BEFORE.replace(config_url=None), URL, BEFORE.replace(config_url=None)),
+        (BEFORE.replace(retired_url=URL), MOVED, SourceState(name="s", config_url=MOVED,
+                                                             last_success_at=BEFORE.last_success_at)),
+    ],
+    ids=["never_polled_starts_afresh", "same_url_keeps_its_state", "state_from_before_urls_were_kept_is_kept",
+         "url_changed_resets_all_but_the_last_success"],
+)
+def test_state_for(stored: SourceState | None, url: str, expected: SourceState) -> None:
+    assert schedule.state_for("s", url, stored) == expected
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        (BEFORE, URL),
+        (BEFORE.replace(moved_count=schedule.MOVED_AFTER_POLLS - 1), URL),
+        (BEFORE.replace(moved_count=schedule.MOVED_AFTER_POLLS), MOVED),
+        (BEFORE.replace(retired_url=URL), None),
+        (BEFORE.replace(retired_url="https://example.cn/old.xml"), URL),
+    ],
+    ids=["configured_url", "redirect_not_yet_announced_often_enough", "redirect_announced_often_enough_is_followed",
+         "retired_url_is_not_polled", "retirement_of_an_older_url_does_not_count"],
+)
+def test_url_to_poll(state: SourceState, expected: str | None) -> None:
+    assert schedule.url_to_poll(state, URL) == expected

@@ -15,7 +15,8 @@ from aggregator.fetch.client import HttpFetcher
 from aggregator.models import UpdateOutcome
 from aggregator.publish import publish_categories
 from aggregator.storage import Storage
-from aggregator.update import MOVED_AFTER_POLLS, Updater, select_due
+from aggregator.schedule import MOVED_AFTER_POLLS, select_due
+from aggregator.update import Updater
 from tests.corpus_feeds import Post, read_post, rss
 from tests.fixture_server import FixtureServer, Route
 
@@ -87,7 +88,7 @@ def test_failing_source_is_recorded_and_backed_off_while_others_succeed(
     assert states["down"].failures == 1
     assert states["down"].next_poll_at is not None and states["down"].next_poll_at >= NOW + timedelta(hours=2)
     assert states["bad"].last_error is not None and states["bad"].last_error.message.startswith("parse:")
-    assert sorted(s.name for s in select_due(config, states, NOW + timedelta(minutes=30))) == ["bad", "ok"]
+    assert sorted(s.name for s in select_due(config.sources, states, NOW + timedelta(minutes=30))) == ["bad", "ok"]
 
 
 def test_gone_source_is_retired_until_its_url_changes(
@@ -98,9 +99,9 @@ def test_gone_source_is_retired_until_its_url_changes(
     [outcome] = _poll(config, storage)
     assert outcome.status == "retired"
     later = NOW + timedelta(days=30)
-    assert select_due(config, storage.get_source_states(), later) == []
+    assert select_due(config.sources, storage.get_source_states(), later) == []
     moved = _config(feed_server, tmp_path, [("gone", "/new-home", "a")])
-    assert [s.name for s in select_due(moved, storage.get_source_states(), later)] == ["gone"]
+    assert [s.name for s in select_due(moved.sources, storage.get_source_states(), later)] == ["gone"]
 
 
 def test_permanent_redirect_is_followed_for_good_after_repeated_polls(

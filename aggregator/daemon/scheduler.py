@@ -3,8 +3,8 @@
 The daemon is the store's single writer: it holds `storage.writer_lock` for its whole life, polls
 through one Updater (which touches storage only in the event loop's thread), publishes from one task
 (never two writers of a feed file) and serves feeds, /healthz and /metrics from a uvicorn thread.
-When to poll next is decided in schedule.py (through update.py): the daemon follows each outcome's
-`next_poll_at`. The only module that runs apscheduler (3.x, see pyproject.toml); config/values.py
+When to poll next is decided in schedule.py (through update.py, which the daemon hands its cron times):
+the daemon follows each outcome's `next_poll_at`. The only module that runs apscheduler (3.x, see pyproject.toml); config/values.py
 only uses it to check cron expressions.
 """
 
@@ -38,7 +38,7 @@ from aggregator.errors import ConfigError, StorageError
 from aggregator.fetch.client import HttpFetcher
 from aggregator.ops.metrics import Metrics
 from aggregator.models import SourceState, UpdateOutcome
-from aggregator.schedule import follow_outcome, is_retired, resume_at, spread_offset
+from aggregator.schedule import follow_outcome, resume_at, spread_offset, state_for, url_to_poll
 from aggregator.serve import ASGIApp, create_app
 from aggregator.storage import Storage, open_storage
 from aggregator.update import Updater, utc_now
@@ -180,18 +180,16 @@ class Daemon:
         settings = self._config.settings
         scheduled = 0
         for source in self._config.sources:
-            state = states.get(source.name) or SourceState(name=source.name)
+            state = state_for(source.name, source.url, states.get(source.name))
             if not source.enabled:
                 continue
-            if is_retired(state.retired_url, source.url):
+            if url_to_poll(state, source.url) is None:
                 log.warning("daemon: source=%s is retired (HTTP 410); change its url in feeds.toml to poll "
                             "it again", source.name, extra={"source": source.name})
                 continue
             interval = self._config.interval_of(source)
-            # Validators and next-poll times remembered for an older URL do not apply to this one.
-            stored = state.next_poll_at if state.config_url in (None, source.url) else None
             max_delay = max(interval, settings.max_interval, settings.max_backoff)
-            scheduled += self._schedule(source, resume_at(source.name, stored, interval, max_delay, now))
+            scheduled += self._schedule(source, resume_at(source.name, state.next_poll_at, interval, max_delay, now))
         return scheduled
 
     def _schedule(self, source: SourceConfig, first_run: datetime) -> bool:
@@ -285,14 +283,20 @@ class Daemon:
             return
         next_cron_fire = None
         if isinstance(job.trigger, CronTrigger):
-            next_cron_fire = functools.partial(job.trigger.get_next_fire_time, None)
+            next_cron_fire = functools.partial(_next_fire_from, job.trigger)
         next_run = follow_outcome(outcome, utc_now(), self._config.interval_of(source), next_cron_fire)
         job.modify(next_run_time=next_run)  # None (a cron that never fires again) leaves it paused
-        if next_cron_fire is not None:
+        if next_cron_fire is not None and outcome is None:
             self._remember_next_poll(source.name, next_run)
 
+    def _cron_of(self, source: SourceConfig) -> functools.partial[datetime | None] | None:
+        """A cron source's fire times for the Updater, which stores the next one with the poll."""
+        if source.cron is None:
+            return None
+        return functools.partial(_next_fire_from, cron_trigger(source.cron, self._config.timezone_of(source)))
+
     def _remember_next_poll(self, name: str, next_run: datetime | None) -> None:
-        """Store a cron source's real next poll over the interval-based one update.py stored.
+        """Store a cron source's next poll when no poll stored it: at start, after a reload, after a failed store.
 
         `status` shows it and a restart resumes from it. Interval sources need no write: their job runs
         at the stored next_poll_at.
@@ -380,7 +384,7 @@ class Daemon:
 
     def _make_updater(self) -> Updater:
         assert self._fetcher is not None  # opened first thing in run()
-        return Updater(self._config, self._storage, self._fetcher, executor=self._executor)
+        return Updater(self._config, self._storage, self._fetcher, executor=self._executor, cron_of=self._cron_of)
 
     async def _close_fetchers(self) -> None:
         await asyncio.gather(*self._closers)
@@ -391,6 +395,12 @@ async def _close_after(stack: contextlib.AsyncExitStack, users: set[asyncio.Task
     if users:
         await asyncio.wait(users)
     await stack.aclose()
+
+
+def _next_fire_from(trigger: BaseTrigger, moment: datetime) -> datetime | None:
+    """The trigger's first fire at or after `moment`, never one that passed while the poll ran."""
+    fire: datetime | None = trigger.get_next_fire_time(None, max(moment, utc_now()))
+    return fire
 
 
 def _file_signature(path: Path) -> tuple[int, int, int] | None:

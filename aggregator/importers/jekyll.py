@@ -1,7 +1,8 @@
 """Import the legacy mirror's Jekyll posts as items, through the same clean → dedupe → storage path as a poll.
 
 The posts are read by jekyll_posts.py, the copies of one article merged into one item. Items are
-cleaned and written in batches of BATCH_SIZE under the source name `jekyll-import`; an article a live
+planned by items.plan_writes (as a poll's are) and written in batches of BATCH_SIZE under the source
+name `jekyll-import`; an article a live
 source already stored keeps its content and only gains the legacy categories (`prefer_live_content`).
 The categories the import creates are stored with their titles (`<medium>新闻`), as a poll's are.
 Re-running the import changes nothing: the merged raw item hashes the same (dedupe.raw_hash).
@@ -9,6 +10,8 @@ Re-running the import changes nothing: the merged raw item hashes the same (dedu
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import itertools
 import time
 from collections import Counter
@@ -16,11 +19,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
 
 from aggregator import dedupe
 from aggregator.categories import category_title, media_by_slug
-from aggregator.config.load import Config, SourceConfig
+from aggregator.config.load import CleanRules, Config
 from aggregator.importers.jekyll_posts import (
     IMPORT_SOURCE_NAME,
     LEGACY_CHANNELS,
@@ -29,20 +32,25 @@ from aggregator.importers.jekyll_posts import (
     iter_legacy_posts,
     merge_legacy_posts,
 )
-from aggregator.models import Candidate, ItemChange, StoredItem, UpdateOutcome
+from aggregator.items import build_item, plan_writes
+from aggregator.models import Candidate, Item, ItemChange, StoredItem
+from aggregator.ops.progress import ProgressStep
 from aggregator.storage import Storage
-from aggregator.update import build_item
 
 #: how many merged articles are cleaned and written per storage transaction
 BATCH_SIZE = 500
 #: skipped files listed in the report by name; the rest are only counted
 MAX_LISTED_SKIPS = 100
+#: the legacy mirror, against which a post's relative links resolve when it names no original link
+LEGACY_BASE_URL = "http://finews.withounder.com/"
+#: the legacy posts get the cleaner's defaults (site rules by host, then the allowlist)
+_LEGACY_RULES = CleanRules()
 
 
 class ImportProgress(Protocol):
     """What the CLI's progress display offers (aggregator.ops.progress.Progress)."""
 
-    def advance(self, outcome: UpdateOutcome) -> None: ...
+    def advance(self, step: ProgressStep) -> None: ...
 
     def close(self) -> None: ...
 
@@ -95,7 +103,6 @@ def import_legacy_posts(
     their medium: a legacy medium with the same slug is filed apart (categories.category_for_medium).
     """
     now = now or datetime.now(UTC)
-    source = SourceConfig(name=IMPORT_SOURCE_NAME, url="http://finews.withounder.com/", categories="auto")
     counts: Counter[str] = Counter()
     skipped: list[Skipped] = []
     batch: list[LegacyPost] = []
@@ -114,10 +121,10 @@ def import_legacy_posts(
             batch.append(merge_legacy_posts([c for c in copies if isinstance(c, LegacyPost)]))
             filed.update(batch[-1].categories)
             if len(batch) >= batch_size:
-                counts += _write_batch(storage, source, batch, now, progress, counts["articles"])
+                counts += _write_batch(storage, batch, now, progress, counts["articles"])
                 batch = []
         if batch:
-            counts += _write_batch(storage, source, batch, now, progress, counts["articles"])
+            counts += _write_batch(storage, batch, now, progress, counts["articles"])
         storage.add_category_titles(_new_category_titles(filed, media, titles))
     finally:
         if progress is not None:
@@ -139,8 +146,8 @@ def _article_id_of(post: LegacyPost | Skipped) -> str | None:
 
 
 def _write_batch(
-    storage: Storage, source: SourceConfig, posts: Sequence[LegacyPost], now: datetime,
-    progress: ImportProgress | None, articles_before: int,
+    storage: Storage, posts: Sequence[LegacyPost], now: datetime, progress: ImportProgress | None,
+    articles_before: int,
 ) -> Counter[str]:
     """Clean, plan and store one batch of merged posts; counts of articles and of each action."""
     started = time.monotonic()
@@ -149,26 +156,21 @@ def _write_batch(
         raw = post.to_raw_item()
         candidates.append(Candidate(post.article_id, IMPORT_SOURCE_NAME, frozenset(post.categories), raw,
                                     dedupe.raw_hash(raw)))
-    stored = storage.get_stored_items([c.article_id for c in candidates])
-    to_clean = [c for c in candidates if dedupe.needs_cleaning(c, stored.get(c.article_id))]
-    cleaned = [(c, build_item(c, source, now)) for c in to_clean]
-    changes = [
-        prefer_live_content(change, stored.get(change.item.article_id))
-        for change in dedupe.plan_changes(cleaned, stored, now)
-    ]
-    writes = [c for c in changes if c.action != "unchanged"]
-    if writes:
-        storage.apply_update(writes, None)
-    counts: Counter[str] = Counter(c.action for c in writes)
+    plan = asyncio.run(plan_writes(storage, candidates, now, functools.partial(_clean, now=now), prefer_live_content))
+    if plan.writes:
+        storage.apply_update(plan.writes, None)
+    counts: Counter[str] = Counter(c.action for c in plan.writes)
     counts["articles"] = len(posts)
-    counts["unchanged"] = len(posts) - len(writes)
+    counts["unchanged"] = len(posts) - len(plan.writes)
     if progress is not None:
-        status: Literal["new", "updated", "unchanged"] = (
-            "new" if counts["insert"] else "updated" if counts["update"] or counts["link"] else "unchanged"
-        )
-        progress.advance(UpdateOutcome(
+        status = "new" if counts["insert"] else "updated" if counts["update"] or counts["link"] else "unchanged"
+        progress.advance(ProgressStep(
             f"{IMPORT_SOURCE_NAME} ({articles_before + len(posts)} articles)", status, inserted=counts["insert"],
             updated=counts["update"], unchanged=counts["unchanged"], duration_seconds=time.monotonic() - started,
-            changed_categories=frozenset(cat for c in writes for cat in c.item.categories),
         ))
     return counts
+
+
+async def _clean(candidates: Sequence[Candidate], now: datetime) -> list[tuple[Candidate, Item]]:
+    """The posts' bodies are complete already: cleaning is all they need."""
+    return [(c, build_item(c, LEGACY_BASE_URL, _LEGACY_RULES, now)) for c in candidates]

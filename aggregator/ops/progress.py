@@ -1,4 +1,4 @@
-"""Show the progress of a `poll --all`: a redrawn bar on a terminal, one plain line per source otherwise.
+"""Show the progress of a `poll --all` or an import: a redrawn bar on a terminal, one plain line per step otherwise.
 
 Plain lines keep cron mail and log collectors readable (no carriage returns or escape codes in them);
 failures are always printed as whole lines, also above the bar, so none scrolls away unseen.
@@ -7,6 +7,7 @@ failures are always printed as whole lines, also above the bar, so none scrolls 
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from typing import TextIO
 
 from aggregator.models import UpdateOutcome
@@ -17,20 +18,47 @@ BAR_CELLS = 24
 _ERASE_LINE = "\r\x1b[2K"
 
 
+@dataclass(frozen=True, slots=True)
+class ProgressStep:
+    """One finished unit of work as the display shows it: a polled source, an imported batch."""
+
+    name: str
+    #: what the step came to, as `poll` reports it ("new", "not_modified", "error", ...)
+    status: str
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    #: the failure's message; a step with one counts as failed
+    error: str | None = None
+    duration_seconds: float = 0.0
+
+    @classmethod
+    def of_outcome(cls, outcome: UpdateOutcome) -> ProgressStep:
+        return cls(
+            outcome.source_name, outcome.status, outcome.inserted, outcome.updated, outcome.unchanged,
+            outcome.error.message if outcome.error else None, outcome.duration_seconds,
+        )
+
+
 def describe_outcome(outcome: UpdateOutcome) -> str:
     """One line for a poll: `name: new (3 new, 1 updated, 5 unchanged) 0.42s`."""
-    label = outcome.status.replace("_", " ")
-    if outcome.error is not None:
-        detail = f": {outcome.error.message}"
-    elif outcome.inserted or outcome.updated or outcome.unchanged:
-        detail = f" ({outcome.inserted} new, {outcome.updated} updated, {outcome.unchanged} unchanged)"
+    return describe_step(ProgressStep.of_outcome(outcome))
+
+
+def describe_step(step: ProgressStep) -> str:
+    """One line for a step: `name: new (3 new, 1 updated, 5 unchanged) 0.42s`, or `name: error: message 1.00s`."""
+    label = step.status.replace("_", " ")
+    if step.error is not None:
+        detail = f": {step.error}"
+    elif step.inserted or step.updated or step.unchanged:
+        detail = f" ({step.inserted} new, {step.updated} updated, {step.unchanged} unchanged)"
     else:
         detail = ""
-    return f"{outcome.source_name}: {label}{detail} {outcome.duration_seconds:.2f}s"
+    return f"{step.name}: {label}{detail} {step.duration_seconds:.2f}s"
 
 
 class Progress:
-    """Progress over `total` polls (None: unknown) on `stream`: `advance` per outcome, then `close`."""
+    """Progress over `total` steps (None: unknown) on `stream`: `advance` per step, then `close`."""
 
     def __init__(self, total: int | None, stream: TextIO) -> None:
         self._total = total
@@ -40,14 +68,18 @@ class Progress:
         self._is_tty = stream.isatty()
         self._bar_shown = False
 
-    def advance(self, outcome: UpdateOutcome) -> None:
+    def on_outcome(self, outcome: UpdateOutcome) -> None:
+        """A source polled (Updater's `on_outcome` callback)."""
+        self.advance(ProgressStep.of_outcome(outcome))
+
+    def advance(self, step: ProgressStep) -> None:
         self._done += 1
-        line = describe_outcome(outcome)
-        if outcome.error is not None:
+        line = describe_step(step)
+        if step.error is not None:
             self._failed += 1
         if not self._is_tty:
             self._stream.write(f"[{self._count()}] {line}\n")
-        elif outcome.error is not None:
+        elif step.error is not None:
             self._stream.write(f"{_ERASE_LINE}{line}\n{self._render_bar(line)}")
         else:
             self._stream.write(_ERASE_LINE + self._render_bar(line))
