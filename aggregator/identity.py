@@ -24,7 +24,7 @@ import hashlib
 import re
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from aggregator.clean.urls import strip_tracking_params
+from aggregator.clean.urls import is_http_url, strip_tracking_params
 from aggregator.errors import ItemError
 from aggregator.models import RawItem
 
@@ -49,10 +49,10 @@ def article_id(raw: RawItem, source_name: str) -> str:
         guid = raw.guid.strip()
         if match := _EASTMONEY_GUID.match(guid):
             return "NW" + match.group(1)
-        if _is_http_url(guid):
+        if is_http_url(guid):
             return "url:" + canonical_url(guid)
         return f"guid:{source_name}:{guid}"
-    if raw.url and _is_http_url(raw.url):
+    if raw.url and is_http_url(raw.url):
         return "url:" + canonical_url(raw.url)
     if raw.title.strip() or raw.html.strip():
         digest = hashlib.sha256(f"{raw.title}\x00{raw.html}".encode()).hexdigest()[:24]
@@ -88,6 +88,3 @@ def _id_from_url(url: str) -> str | None:
         return "NW" + match.group(1)
     return None
 
-
-def _is_http_url(value: str) -> bool:
-    return value.lower().startswith(("http://", "https://"))

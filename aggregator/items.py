@@ -129,12 +129,13 @@ def build_item(candidate: Candidate, base_url: str, rules: CleanRules, now: date
     """
     from aggregator import identity
     from aggregator.clean import clean_html, clean_text
+    from aggregator.clean.urls import is_http_url
 
     raw = candidate.raw
     title = clean_text(raw.title)
     html = clean_html(raw.html or raw.summary, raw.url or base_url, rules)
     summary = clean_text(raw.summary) if raw.html and raw.summary else ""
-    url = identity.canonical_url(raw.url) if raw.url and raw.url.lower().startswith(("http://", "https://")) else None
+    url = identity.canonical_url(raw.url) if raw.url and is_http_url(raw.url) else None
     return Item(
         article_id=candidate.article_id,
         title=title,

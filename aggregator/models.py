@@ -70,7 +70,6 @@ class SourceState:
 class Fetched:
     """A 2xx response body, complete and within the size cap."""
 
-    source_name: str
     url: str
     final_url: str
     status: int
@@ -86,7 +85,6 @@ class Fetched:
 class NotModified:
     """A 304 answer to a conditional GET: a normal result, not an error."""
 
-    source_name: str
     url: str
     headers: Mapping[str, str]
     fetched_at: datetime
@@ -120,11 +118,8 @@ class RawItem:
 
 @dataclass(frozen=True, slots=True)
 class ParsedFeed:
-    """What parse made of one fetched document."""
+    """What parse made of one fetched document: its items and what the next poll needs to know."""
 
-    source_name: str
-    title: str = ""
-    link: str | None = None
     items: tuple[RawItem, ...] = ()
     #: problems the parser tolerated (malformed but readable), logged, not fatal
     warnings: tuple[str, ...] = ()

@@ -141,14 +141,13 @@ class Updater:
             log.warning("parse: source=%s %s", source.name, warning)
         for reason in parsed.found.skipped:
             log.warning("identity: source=%s skipped item: %s", source.name, reason)
-        self.storage.add_category_titles(parsed.found.new_category_titles)
         prepare = functools.partial(self._prepare, source, poll.now)
         plan = await items.plan_writes(self.storage, parsed.found.candidates, poll.now, prepare)
         transition = schedule.after_response(
             poll.state, source.url, fetched, poll.now, self._timing(source), ttl_minutes=parsed.ttl_minutes,
             inserted=plan.count("insert"), updated=plan.count("update"),
         )
-        self.storage.apply_update(plan.writes, transition.state)
+        self.storage.apply_update(plan.writes, transition.state, parsed.found.new_category_titles)
         return _report(poll, transition, fetch_seconds, plan=plan, skipped=len(parsed.found.skipped),
                        bytes_fetched=len(fetched.body))
 

@@ -33,7 +33,7 @@ def build(sources: int, items: int, encoding: str, label: str) -> list[tuple[Fet
     for name, articles in generate(sources, items, duplicate_share=0.0).items():
         body = render_rss(name, articles, emnews_urls=set()).replace("{encoding}", label).encode(encoding)
         url = f"http://127.0.0.1/{name}.xml"
-        fetched = Fetched(source_name=name, url=url, final_url=url, status=200,
+        fetched = Fetched(url=url, final_url=url, status=200,
                           headers={"content-type": f"application/rss+xml; charset={label}"}, body=body,
                           fetched_at=FETCHED_AT)
         documents.append((fetched, SourceConfig(name=name, url=url)))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.clean import InvalidRuleError, clean_html, compile_rules, visible_text
+from aggregator.clean import clean_html, compile_rules, visible_text
 from aggregator.config.load import CleanRules, Replacement
 from tests.conftest import DATA_DIR, REPO_ROOT
 
@@ -101,28 +101,6 @@ def test_replacement_templates_may_use_groups() -> None:
 
 def test_rules_are_compiled_once_per_distinct_rules() -> None:
     assert compile_rules(CleanRules(remove=("div.x",))) is compile_rules(CleanRules(remove=("div.x",)))
-
-
-# feeds.toml validation refuses these already; CleanRules built in code skip it (model_construct)
-@pytest.mark.parametrize(("rules", "key"), [
-    (CleanRules.model_construct(remove=("div[",)), "remove[0]"),
-    (CleanRules.model_construct(unwrap=("p", "::nonsense(")), "unwrap[1]"),
-    (CleanRules.model_construct(remove=("a:no-such-pseudo-class",)), "remove[0]"),
-    # translates, but the XPath would fail on every item: "Undefined namespace prefix"
-    (CleanRules.model_construct(unwrap=("span", "a[xlink|href]")), "unwrap[1]"),
-    (CleanRules.model_construct(replace=(Replacement.model_construct(pattern="(unclosed", replacement=""),)),
-     "replace[0].pattern"),
-    # a template that names a group the pattern lacks would fail on every item of the source
-    (CleanRules.model_construct(replace=(Replacement(pattern="x"),
-                                         Replacement.model_construct(pattern="(a)", replacement=r"\2"))),
-     "replace[1].replacement"),
-], ids=["bad-remove", "bad-unwrap", "unsupported-pseudo-class", "namespace-prefix", "bad-regex",
-        "bad-replacement-template"])
-def test_a_rule_that_does_not_compile_is_reported_with_its_key(rules: CleanRules, key: str) -> None:
-    with pytest.raises(InvalidRuleError) as caught:
-        compile_rules(rules)
-    assert caught.value.key == key
-    assert str(caught.value).startswith(f"clean: {key}: ")
 
 
 def test_visible_text_of_the_seed_post_survives_cleaning(seed_post: Path) -> None:

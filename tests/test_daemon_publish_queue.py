@@ -11,7 +11,6 @@ from typing import Any, cast
 
 import pytest
 
-from aggregator.daemon import publish_queue as daemon_publish
 from aggregator.config.load import Config, Settings
 from aggregator.daemon.publish_queue import PublishQueue
 from aggregator.errors import PublishError
@@ -50,9 +49,8 @@ class _Recorder:
                 self._running -= 1
 
 
-@pytest.fixture(autouse=True)
-def short_debounce(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(daemon_publish, "PUBLISH_DEBOUNCE_SECONDS", 0.2)
+#: a short debounce, so the tests wait fractions of a second
+DEBOUNCE_SECONDS = 0.2
 
 
 def _run(scenario: Coroutine[Any, Any, None]) -> None:
@@ -64,7 +62,7 @@ def test_requests_within_the_debounce_become_one_pass() -> None:
 
     async def scenario() -> None:
         stop = asyncio.Event()
-        queue = PublishQueue(STORAGE, CONFIG, stop, publish=recorder)
+        queue = PublishQueue(STORAGE, CONFIG, stop, publish=recorder, debounce_seconds=DEBOUNCE_SECONDS)
         task = asyncio.create_task(queue.run())
         queue.request(["nantongribao"])
         await asyncio.sleep(0.05)
@@ -81,7 +79,7 @@ def test_a_request_for_everything_publishes_every_category() -> None:
     recorder = _Recorder()
 
     async def scenario() -> None:
-        queue = PublishQueue(STORAGE, CONFIG, asyncio.Event(), publish=recorder)
+        queue = PublishQueue(STORAGE, CONFIG, asyncio.Event(), publish=recorder, debounce_seconds=DEBOUNCE_SECONDS)
         task = asyncio.create_task(queue.run())
         queue.request(["emnews"])
         queue.request(None)
@@ -96,7 +94,7 @@ def test_passes_never_overlap() -> None:
     recorder = _Recorder()
 
     async def scenario() -> None:
-        queue = PublishQueue(STORAGE, CONFIG, asyncio.Event(), publish=recorder)
+        queue = PublishQueue(STORAGE, CONFIG, asyncio.Event(), publish=recorder, debounce_seconds=DEBOUNCE_SECONDS)
         task = asyncio.create_task(queue.run())
         for index in range(6):
             queue.request([f"c{index}"])
@@ -115,7 +113,7 @@ def test_a_stop_cuts_the_debounce_short_and_close_publishes_what_is_pending() ->
 
     async def scenario() -> None:
         stop = asyncio.Event()
-        queue = PublishQueue(STORAGE, CONFIG, stop, publish=recorder)
+        queue = PublishQueue(STORAGE, CONFIG, stop, publish=recorder, debounce_seconds=DEBOUNCE_SECONDS)
         task = asyncio.create_task(queue.run())
         started = time.monotonic()
         stop.set()
@@ -133,7 +131,7 @@ def test_categories_of_a_failed_pass_stay_pending(caplog: pytest.LogCaptureFixtu
     recorder = _Recorder(fail_first=True)
 
     async def scenario() -> None:
-        queue = PublishQueue(STORAGE, CONFIG, asyncio.Event(), publish=recorder)
+        queue = PublishQueue(STORAGE, CONFIG, asyncio.Event(), publish=recorder, debounce_seconds=DEBOUNCE_SECONDS)
         task = asyncio.create_task(queue.run())
         queue.request(["news"])
         await asyncio.sleep(0.4)
@@ -161,10 +159,7 @@ async def _wait_until(condition: Callable[[], bool]) -> None:
         await asyncio.sleep(0.02)
 
 
-def test_pings_a_hub_missed_are_retried_on_a_timer_without_a_publish(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(daemon_publish, "WEBSUB_RETRY_INTERVAL_SECONDS", 0.1)
+def test_pings_a_hub_missed_are_retried_on_a_timer_without_a_publish(tmp_path: Path) -> None:
     topic = "https://news.example/feeds/nantongribao.atom"
     hub = HubStub()
     recorder = _Recorder()
@@ -173,7 +168,8 @@ def test_pings_a_hub_missed_are_retried_on_a_timer_without_a_publish(
         assert notify_hub(tmp_path / "feeds", hub.url, [topic], _refuse) == [topic]
 
         async def scenario() -> None:
-            queue = PublishQueue(STORAGE, config, asyncio.Event(), publish=recorder)
+            queue = PublishQueue(STORAGE, config, asyncio.Event(), publish=recorder, debounce_seconds=DEBOUNCE_SECONDS,
+                                 ping_retry_seconds=0.1)
             task = asyncio.create_task(queue.run())
             await _wait_until(lambda: bool(hub.pings))
             queue.close()
@@ -189,16 +185,20 @@ def test_pings_a_hub_missed_are_retried_on_a_timer_without_a_publish(
 
 @pytest.mark.parametrize(("hub_url", "pending"), [(None, True), ("http://127.0.0.1:9/hub", False)])
 def test_the_retry_timer_does_nothing_without_a_hub_or_a_pending_ping(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hub_url: str | None, pending: bool
+    tmp_path: Path, hub_url: str | None, pending: bool
 ) -> None:
-    monkeypatch.setattr(daemon_publish, "WEBSUB_RETRY_INTERVAL_SECONDS", 0.02)
     retries: list[Path] = []
-    monkeypatch.setattr(daemon_publish, "retry_pending_pings", lambda output_dir, settings: retries.append(output_dir))
+
+    def record_retry(output_dir: Path, settings: Settings) -> list[str]:
+        retries.append(output_dir)
+        return []
+
     if pending:
         notify_hub(tmp_path / "feeds", "http://127.0.0.1:9/hub", ["https://news.example/feeds/a.atom"], _refuse)
 
     async def scenario() -> None:
-        queue = PublishQueue(STORAGE, _hub_config(tmp_path, hub_url), asyncio.Event(), publish=_Recorder())
+        queue = PublishQueue(STORAGE, _hub_config(tmp_path, hub_url), asyncio.Event(), publish=_Recorder(),
+                             retry_pings=record_retry, debounce_seconds=DEBOUNCE_SECONDS, ping_retry_seconds=0.02)
         task = asyncio.create_task(queue.run())
         await asyncio.sleep(0.3)
         queue.close()
@@ -208,10 +208,7 @@ def test_the_retry_timer_does_nothing_without_a_hub_or_a_pending_ping(
     assert retries == []
 
 
-def test_a_retry_stuck_on_a_slow_hub_does_not_hold_up_publishing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(daemon_publish, "WEBSUB_RETRY_INTERVAL_SECONDS", 0.02)
+def test_a_retry_stuck_on_a_slow_hub_does_not_hold_up_publishing(tmp_path: Path) -> None:
     retry_started, release = threading.Event(), threading.Event()
 
     def stuck_retry(output_dir: Path, settings: Settings) -> list[str]:
@@ -219,13 +216,13 @@ def test_a_retry_stuck_on_a_slow_hub_does_not_hold_up_publishing(
         release.wait(timeout=5)
         return []
 
-    monkeypatch.setattr(daemon_publish, "retry_pending_pings", stuck_retry)
     notify_hub(tmp_path / "feeds", "http://127.0.0.1:9/hub", ["https://news.example/feeds/a.atom"], _refuse)
     recorder = _Recorder()
 
     async def scenario() -> None:
         queue = PublishQueue(STORAGE, _hub_config(tmp_path, "http://127.0.0.1:9/hub"), asyncio.Event(),
-                             publish=recorder)
+                             publish=recorder, retry_pings=stuck_retry, debounce_seconds=DEBOUNCE_SECONDS,
+                             ping_retry_seconds=0.02)
         task = asyncio.create_task(queue.run())
         await _wait_until(retry_started.is_set)
         queue.request(["news"])

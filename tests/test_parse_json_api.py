@@ -30,7 +30,7 @@ PRESET = SourceConfig(name="eastmoney-regional", kind="json", url="http://127.0.
 
 
 def _fetched(body: bytes, url: str = "http://127.0.0.1/api", content_type: str = "application/json") -> Fetched:
-    return Fetched(source_name="s", url=url, final_url=url, status=200, headers={"content-type": content_type},
+    return Fetched(url=url, final_url=url, status=200, headers={"content-type": content_type},
                    body=body, fetched_at=FETCHED_AT)
 
 

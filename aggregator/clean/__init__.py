@@ -9,7 +9,7 @@ from __future__ import annotations
 import html as html_lib
 import re
 
-from aggregator.clean.compiled import CompiledRules, InvalidRuleError, compile_rules
+from aggregator.clean.compiled import CompiledRules, compile_rules
 from aggregator.clean.sanitize import sanitize_html
 from aggregator.clean.text import clean_text, visible_text
 from aggregator.clean.tree import DepthLimitError, apply_rules, parse_fragment, serialize_children
@@ -18,7 +18,6 @@ from aggregator.config.load import CleanRules
 
 __all__ = [
     "CompiledRules",
-    "InvalidRuleError",
     "absolute_url",
     "clean_html",
     "clean_text",
@@ -44,7 +43,7 @@ def clean_html(html: str, base_url: str | None, rules: CleanRules = _DEFAULT_RUL
     """The item HTML a mirror can publish: the article as written, without widgets, tracking or script.
 
     `base_url` is the item's own URL; relative links and images are resolved against it.
-    Raises InvalidRuleError only for `rules` that do not compile (feeds.toml is checked before).
+    `rules` come from a loaded feeds.toml, which checked that they compile.
     """
     compiled = compile_rules(rules)
     for pattern, replacement in compiled.replacements:

@@ -38,6 +38,15 @@ HostIndex = Mapping[str, tuple[str, ...]]
 _HOST_SCOPED_PARAMS = frozenset().union(*(names for _, names in TRACKING_PARAMS_ON_HOSTS))
 
 
+def is_http_url(value: str | None) -> bool:
+    """Whether `value` names a web page by an absolute http(s) URL (scheme in any case, then `//`).
+
+    The one such test of the package: identity, items, the index page and the importers ask it.
+    Whether the host is usable is absolute_url's question.
+    """
+    return value is not None and value.lower().startswith(("http://", "https://"))
+
+
 def absolute_url(url: str, base: str | None) -> str | None:
     """`url` made absolute against `base` (the item's own URL); None when it is unsafe or unusable.
 

@@ -12,8 +12,9 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
-from aggregator.config.load import Config
+from aggregator.config.load import Config, Settings
 from aggregator.errors import PublishError, StorageError
 from aggregator.publish import output_dir_of, publish_categories
 from aggregator.publish.layout import PENDING_PINGS_FILE
@@ -29,9 +30,15 @@ PUBLISH_RETRY_SECONDS = 60.0
 #: pings a WebSub hub missed are sent again this often, whether or not anything is published
 WEBSUB_RETRY_INTERVAL_SECONDS = 60.0
 
+RetryPings = Callable[[Path, Settings], list[str]]
+
 
 class PublishQueue:
-    """Categories waiting to be republished; `run()` is the task that publishes them."""
+    """Categories waiting to be republished; `run()` is the task that publishes them.
+
+    The timings default to the module's constants; tests pass shorter ones (and their own publish and
+    ping-retry functions) instead of patching the module.
+    """
 
     def __init__(
         self,
@@ -40,9 +47,17 @@ class PublishQueue:
         stop_wanted: asyncio.Event,
         *,
         publish: Callable[[Storage, Config, Iterable[str] | None], list[str]] = publish_categories,
+        retry_pings: RetryPings = retry_pending_pings,
+        debounce_seconds: float = PUBLISH_DEBOUNCE_SECONDS,
+        retry_seconds: float = PUBLISH_RETRY_SECONDS,
+        ping_retry_seconds: float = WEBSUB_RETRY_INTERVAL_SECONDS,
     ) -> None:
         self._storage = storage
         self._publish = publish
+        self._retry_pings = retry_pings
+        self._debounce_seconds = debounce_seconds
+        self._retry_seconds = retry_seconds
+        self._ping_retry_seconds = ping_retry_seconds
         #: replaced by the daemon on a config reload; the next pass uses the new one
         self.config = config
         #: set once the daemon stops: the debounce is cut short and `run()` ends after a last pass
@@ -69,7 +84,7 @@ class PublishQueue:
             while True:
                 await self._wanted.wait()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop_wanted.wait(), PUBLISH_DEBOUNCE_SECONDS)
+                    await asyncio.wait_for(self._stop_wanted.wait(), self._debounce_seconds)
                 self._wanted.clear()
                 await self._publish_pending()
                 if self._closing and not self._wanted.is_set():
@@ -81,13 +96,13 @@ class PublishQueue:
 
     async def _retry_pings_periodically(self) -> None:
         while True:
-            await asyncio.sleep(WEBSUB_RETRY_INTERVAL_SECONDS)
+            await asyncio.sleep(self._ping_retry_seconds)
             config = self.config
             output_dir = output_dir_of(config)
             if not config.settings.websub_hub or not (output_dir / PENDING_PINGS_FILE).exists():
                 continue
             try:
-                await asyncio.to_thread(retry_pending_pings, output_dir, config.settings)
+                await asyncio.to_thread(self._retry_pings, output_dir, config.settings)
             except OSError as e:  # the pending file unreadable or unwritable: try again next time
                 log.warning("publish: websub pings not retried: %s", e)
 
@@ -105,9 +120,9 @@ class PublishQueue:
         try:
             written = await asyncio.to_thread(self._publish, self._storage, self.config, categories)
         except (PublishError, StorageError) as e:
-            log.error("%s; publishing again in %.0fs", e, PUBLISH_RETRY_SECONDS)  # e names its stage
+            log.error("%s; publishing again in %.0fs", e, self._retry_seconds)  # e names its stage
             self._remember(categories)
-            asyncio.get_running_loop().call_later(PUBLISH_RETRY_SECONDS, self._wanted.set)
+            asyncio.get_running_loop().call_later(self._retry_seconds, self._wanted.set)
             return
         if written:
             log.info("publish: rewrote %s", ", ".join(written))

@@ -234,7 +234,7 @@ class HttpFetcher:
             headers["If-Modified-Since"] = state.last_modified
         hop, permanent_redirect = await self._get(source, url, headers)
         if hop.status == 304:
-            return NotModified(source_name=source.name, url=url, headers=hop.headers, fetched_at=self._clock())
+            return NotModified(url=url, headers=hop.headers, fetched_at=self._clock())
         return self._to_fetched(source, url, hop, permanent_redirect)
 
     async def fetch_url(self, source: SourceConfig, url: str) -> Fetched:
@@ -244,7 +244,7 @@ class HttpFetcher:
         return self._to_fetched(source, url, hop, permanent_redirect)
 
     def _to_fetched(self, source: SourceConfig, url: str, hop: _Hop, permanent_redirect: str | None) -> Fetched:
-        return Fetched(source_name=source.name, url=url, final_url=hop.url, status=hop.status,
+        return Fetched(url=url, final_url=hop.url, status=hop.status,
                        headers=hop.headers, body=hop.body, fetched_at=self._clock(),
                        permanent_redirect=permanent_redirect)
 

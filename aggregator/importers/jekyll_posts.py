@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo
 
 from aggregator import identity
 from aggregator.categories import category_for_medium, medium_from_tag, slug_for_legacy
+from aggregator.clean.urls import is_http_url
 from aggregator.models import RawItem
 
 #: the source name imported items remember (Item.sources) and their raw hash is kept under
@@ -250,7 +251,7 @@ def _article_id(source_link: str | None, file_name: str) -> str | None:
 
 
 def _original_link(link: str | None) -> str | None:
-    if not link or not link.lower().startswith(("http://", "https://")):
+    if not link or not is_http_url(link):
         return None
     parts = urlsplit(link)
     host = LEGACY_PROXY_HOSTS.get(parts.netloc.lower())

@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from aggregator.categories import medium_slug
+from aggregator.clean.urls import is_http_url
 from aggregator.config.load import Config, parse_config
 from aggregator.errors import AggregatorError
 from aggregator.parse.charset import CharsetError, decode_document
@@ -128,7 +129,7 @@ def _feeds(parent: ET.Element, folders: tuple[str, ...]) -> Iterator[OpmlFeed]:
     for outline in parent.findall("outline"):
         title = (outline.get("title") or outline.get("text") or "").strip()
         xml_url = (outline.get("xmlUrl") or "").strip()
-        if xml_url.lower().startswith(("http://", "https://")):
+        if is_http_url(xml_url):
             yield OpmlFeed(title, xml_url, (outline.get("htmlUrl") or "").strip() or None, folders)
         if len(outline):
             yield from _feeds(outline, (*folders, title) if title else folders)

@@ -2,14 +2,14 @@
 
 `PARSERS` is the registry: a plain dict from `SourceConfig.kind` to an adapter function
 (STYLE §8: an explicit registry, no dispatch by method name). An adapter gets the fetched bytes,
-the source's config and the timezone its naive times are in, and returns a ParsedFeed or raises
-ParseError. To add a format, write `parse/<format>.py` with one adapter and add one line here.
+the source's config and the timezone its naive times are in (Config.timezone_of, checked when
+feeds.toml was loaded), and returns a ParsedFeed or raises ParseError. To add a format, write `parse/<format>.py` with one adapter and add one line here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from aggregator.config.load import SourceConfig
 from aggregator.errors import ParseError
@@ -27,14 +27,10 @@ PARSERS: dict[str, Adapter] = {
 }
 
 
-def parse(fetched: Fetched, source: SourceConfig, default_timezone: str) -> ParsedFeed:
-    """Parse with the adapter for `source.kind`; naive times are read in the source's timezone."""
+def parse(fetched: Fetched, source: SourceConfig, timezone: str) -> ParsedFeed:
+    """Parse with the adapter for `source.kind`; naive times are read in `timezone` (the source's own or
+    the default one, as Config.timezone_of resolves it)."""
     adapter = PARSERS.get(source.kind)
     if adapter is None:
         raise ParseError(source.name, fetched.final_url, f"parse: no parser for kind {source.kind!r}")
-    name = source.timezone or default_timezone
-    try:
-        tz = ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as e:
-        raise ParseError(source.name, fetched.final_url, f"parse: unknown timezone {name!r}") from e
-    return adapter(fetched, source, tz)
+    return adapter(fetched, source, ZoneInfo(timezone))

@@ -79,9 +79,6 @@ def parse_feed(fetched: Fetched, source: SourceConfig, tz: ZoneInfo) -> ParsedFe
 
     items = tuple(_to_raw_item(entry, tz, fetched.fetched_at, warnings) for entry in entries)
     return ParsedFeed(
-        source_name=source.name,
-        title=title,
-        link=_string(channel, "link"),
         items=items,
         warnings=tuple(warnings),
         ttl_minutes=_ttl_minutes(channel),

@@ -18,7 +18,6 @@ from zoneinfo import ZoneInfo
 
 import lxml.etree
 import lxml.html
-from cssselect import SelectorError
 
 from aggregator.config.load import SourceConfig
 from aggregator.errors import ParseError
@@ -42,24 +41,19 @@ def parse_html_list(fetched: Fetched, source: SourceConfig, tz: ZoneInfo) -> Par
     root, warnings = read_html(fetched, source)
     base_url = _base_url(root, fetched.final_url)
     items: list[RawItem] = []
-    found = _select(root, source.item_selector or "", source, fetched.url)
+    found = _select(root, source.item_selector or "")
     if not found:
         warnings.append(f"parse: no element matches item_selector {source.item_selector!r}")
     for index, element in enumerate(found):
-        link = _find_link(element, source, fetched.url)
+        link = _find_link(element, source)
         url = _resolve(base_url, link.get("href")) if link is not None else None
         if url is None:
             warnings.append(f"parse: list item {index} has no link; skipped")
             continue
-        title = _title(element, link, source, fetched.url)
+        title = _title(element, link, source)
         published = _date(element, source, fetched, tz)
         items.append(RawItem(url=url, title=title, published=published))
-    title_element = root.find(".//title")
-    page_title = _text(title_element) if title_element is not None else ""
-    return ParsedFeed(
-        source_name=source.name, title=page_title or source.name, link=fetched.final_url,
-        items=tuple(items), warnings=tuple(warnings),
-    )
+    return ParsedFeed(items=tuple(items), warnings=tuple(warnings))
 
 
 def next_page_url(fetched: Fetched, source: SourceConfig) -> str | None:
@@ -67,7 +61,7 @@ def next_page_url(fetched: Fetched, source: SourceConfig) -> str | None:
     if not source.next_page_selector:
         return None
     root, _ = read_html(fetched, source)
-    for element in _select(root, source.next_page_selector, source, fetched.url):
+    for element in _select(root, source.next_page_selector):
         link = element if element.get("href") is not None else _first_link(element)
         url = _resolve(_base_url(root, fetched.final_url), link.get("href")) if link is not None else None
         if url is not None and url not in (urldefrag(fetched.url)[0], urldefrag(fetched.final_url)[0]):
@@ -82,7 +76,7 @@ def extract_body(fetched: Fetched, source: SourceConfig) -> str | None:
     root, _ = read_html(fetched, source)
     parts = [
         lxml.html.tostring(element, encoding="unicode", with_tail=False)
-        for element in _select(root, source.body_selector, source, fetched.url)
+        for element in _select(root, source.body_selector)
     ]
     body = "".join(parts)
     return body if body.strip() else None
@@ -107,18 +101,16 @@ def read_html(fetched: Fetched, source: SourceConfig) -> tuple[lxml.html.HtmlEle
     return root, list(decoded.warnings)
 
 
-def _select(root: lxml.html.HtmlElement, selector: str, source: SourceConfig, url: str) -> list[lxml.html.HtmlElement]:
-    try:
-        return list(root.cssselect(selector))
-    except SelectorError as e:  # config/load.py checks selectors; this guards a config built in code
-        raise ParseError(source.name, url, f"parse: invalid CSS selector {selector!r}") from e
+def _select(root: lxml.html.HtmlElement, selector: str) -> list[lxml.html.HtmlElement]:
+    """The elements `selector` matches; feeds.toml's load checked that it translates."""
+    return list(root.cssselect(selector))
 
 
 def _find_link(
-    element: lxml.html.HtmlElement, source: SourceConfig, url: str
+    element: lxml.html.HtmlElement, source: SourceConfig
 ) -> lxml.html.HtmlElement | None:
     if source.link_selector:
-        for found in _select(element, source.link_selector, source, url):
+        for found in _select(element, source.link_selector):
             link = found if found.get("href") is not None else _first_link(found)
             if link is not None:
                 return link
@@ -136,10 +128,10 @@ def _first_link(element: lxml.html.HtmlElement) -> lxml.html.HtmlElement | None:
 
 
 def _title(
-    element: lxml.html.HtmlElement, link: lxml.html.HtmlElement | None, source: SourceConfig, url: str
+    element: lxml.html.HtmlElement, link: lxml.html.HtmlElement | None, source: SourceConfig
 ) -> str:
     if source.title_selector:
-        for found in _select(element, source.title_selector, source, url):
+        for found in _select(element, source.title_selector):
             if title := _text(found) or (found.get("title") or "").strip():
                 return title
     if link is None:
@@ -150,7 +142,7 @@ def _title(
 def _date(element: lxml.html.HtmlElement, source: SourceConfig, fetched: Fetched, tz: ZoneInfo) -> datetime | None:
     if not source.date_selector:
         return None
-    for found in _select(element, source.date_selector, source, fetched.url):
+    for found in _select(element, source.date_selector):
         for value in (found.get("datetime"), _text(found)):
             if not value:
                 continue

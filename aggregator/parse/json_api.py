@@ -84,9 +84,7 @@ def parse_json_api(fetched: Fetched, source: SourceConfig, tz: ZoneInfo) -> Pars
             skipped.append(f"parse: record {index} is a {type(record).__name__}, not an object; skipped")
             continue
         items.append(_read_record(record, fields, source, fetched, tz))
-    return ParsedFeed(
-        source_name=source.name, title=source.name, items=tuple(items), warnings=(*warnings, *skipped)
-    )
+    return ParsedFeed(items=tuple(items), warnings=(*warnings, *skipped))
 
 
 def load_json(fetched: Fetched, source: SourceConfig) -> tuple[object, tuple[str, ...]]:

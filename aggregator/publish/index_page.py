@@ -15,6 +15,7 @@ from datetime import datetime
 from html import escape
 from zoneinfo import ZoneInfo
 
+from aggregator.clean.urls import is_http_url
 from aggregator.config.load import Config
 from aggregator.models import Item
 from aggregator.publish.atom import ALL_FEED_TITLE
@@ -132,7 +133,6 @@ def _render_section(section: IndexSection, base_url: str, zone: ZoneInfo) -> str
 def _render_headline(item: Item, zone: ZoneInfo) -> str:
     title = escape(item.title or item.article_id)
     # only web links: a source's odd scheme (javascript:, data:) must not become clickable here
-    is_web = item.url is not None and item.url.lower().startswith(("http://", "https://"))
-    link = f'<a href="{escape(item.url)}">{title}</a>' if is_web and item.url else title
+    link = f'<a href="{escape(item.url)}">{title}</a>' if item.url and is_http_url(item.url) else title
     shown = item.published or item.updated
     return f'<li>{link}<time datetime="{shown.isoformat()}">{shown.astimezone(zone):%m-%d %H:%M}</time></li>'

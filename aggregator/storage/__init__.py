@@ -54,8 +54,11 @@ class Storage(Protocol):
 
     def get_stored_items(self, article_ids: Collection[str]) -> dict[str, StoredItem]: ...
 
-    def apply_update(self, changes: Sequence[ItemChange], state: SourceState | None) -> None:
-        """Every change and the source state in ONE transaction: a kill -9 never leaves half a poll."""
+    def apply_update(
+        self, changes: Sequence[ItemChange], state: SourceState | None, category_titles: Mapping[str, str] | None = None
+    ) -> None:
+        """Every change, the titles of the categories they create and the source state in ONE transaction:
+        a kill -9 never leaves half a poll. A category keeps the first title it got."""
         ...
 
     def get_item(self, article_id: str) -> Item | None: ...
@@ -173,11 +176,15 @@ class SqlStorage:
         with wrap_storage_errors("could not read stored items"), self._read() as connection:
             return items.select_stored_items(connection, article_ids)
 
-    def apply_update(self, changes: Sequence[ItemChange], state: SourceState | None) -> None:
+    def apply_update(
+        self, changes: Sequence[ItemChange], state: SourceState | None, category_titles: Mapping[str, str] | None = None
+    ) -> None:
         action = (
             "could not save a poll" if state is None else f"could not save the poll of source {state.name}"
         )
         with wrap_storage_errors(action), self._write() as connection:
+            if category_titles:
+                categories.insert_category_titles(connection, category_titles)
             items.write_changes(connection, changes)
             if state is not None:
                 sources.write_source_state(connection, state)
