@@ -11,7 +11,7 @@ An item that gets no body keeps what its list record said (the summary, or the f
 a detail fetch that fails, times out or answers garbage loses only that article's body, and is logged.
 Requests go through the Fetcher, which applies the per-host politeness rules; on top of that at most
 `concurrency` items of one call are in flight. The caller passes only items that are new or whose
-list record changed (update.py), so a stored, unchanged article is never fetched again.
+list record changed (items.plan_writes), so a stored, unchanged article is never fetched again.
 """
 
 from __future__ import annotations

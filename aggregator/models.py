@@ -1,7 +1,8 @@
 """The immutable records that flow between the stages; no I/O, almost no logic.
 
 Flow: SourceConfig + SourceState → fetch → Fetched | NotModified → parse → ParsedFeed(RawItem…)
-→ identity + clean → Item → dedupe → ItemChange → storage → UpdateOutcome → publish.
+→ items (identity, categories: Candidate; clean: Item) → dedupe → ItemChange → storage → UpdateOutcome
+→ publish. schedule turns each poll into the source's next SourceState.
 All datetimes are timezone-aware UTC.
 """
 
@@ -96,7 +97,12 @@ FetchResult = Fetched | NotModified
 
 @dataclass(frozen=True, slots=True)
 class RawItem:
-    """One item as the source said it, untouched (no cleaning, no id decisions)."""
+    """One item as the source said it: no cleaning, no id decisions (items.build_item cleans).
+
+    One exception, kept for the stored ids: a feed's title and author are read as the plain text their
+    RSS/Atom text construct stands for (parse/feed.py), and the article_id of an item with neither
+    GUID nor link hashes that title (identity.py, step 6).
+    """
 
     guid: str | None = None
     url: str | None = None

@@ -56,7 +56,7 @@ def test_a_batch_that_repeats_what_is_stored_prepares_nothing_and_writes_nothing
     ids = [f"NW20220124225783175{n}" for n in range(3)]
     batch = [_candidate(RawItem(guid=code, title=code, html="<p>x</p>"), code) for code in ids]
     first = asyncio.run(items.plan_writes(storage, batch + batch[:1], NOW, prepare))
-    assert (first.articles, first.count("insert"), first.changed_categories()) == (3, 3, {"nantong"})
+    assert (first.articles, first.count("insert"), first.changed_categories()) == (3, 3, frozenset({"nantong"}))
     storage.apply_update(first.writes, None)
     again = asyncio.run(items.plan_writes(storage, batch, NOW, prepare))
     assert (again.writes, again.articles) == ((), 3)

@@ -275,11 +275,11 @@ BEFORE = SourceState(
 
 
 def _fetched(url: str = URL, headers: dict[str, str] | None = None, redirect: str | None = None) -> Fetched:
-    return Fetched("s", url, url, 200, headers or {}, b"<rss/>", NOW, permanent_redirect=redirect)
+    return Fetched(url, url, 200, headers or {}, b"<rss/>", NOW, permanent_redirect=redirect)
 
 
 def _not_modified(headers: dict[str, str] | None = None) -> NotModified:
-    return NotModified("s", URL, headers or {}, NOW)
+    return NotModified(URL, headers or {}, NOW)
 
 
 def _succeeded(**changes: object) -> SourceState:

@@ -498,6 +498,18 @@ def test_category_titles_learnt_from_sources_keep_their_first_title(storage: Sto
     assert storage.category_titles() == {"nantongribao": "南通日报新闻", "quanzhouwanbao": "泉州晚报新闻"}
 
 
+def test_a_poll_writes_the_titles_of_its_new_categories_with_its_items_and_state(
+    storage: Storage, now: datetime
+) -> None:
+    item = make_item("NW202201242257831752", now, categories=("jinrongjie",))
+    storage.apply_update([change("insert", item)], SourceState("em", last_status=200), {"jinrongjie": "金融界新闻"})
+    storage.apply_update([], SourceState("em", last_status=304), {"jinrongjie": "别的标题"})
+    assert storage.category_titles() == {"jinrongjie": "金融界新闻"}
+    assert storage.get_item(item.article_id) == item
+    state = storage.get_source_state("em")
+    assert state is not None and state.last_status == 304
+
+
 def test_one_source_state_is_read_by_name(storage: Storage, now: datetime) -> None:
     assert storage.get_source_state("a") is None
     storage.save_source_state(SourceState(name="a", etag='"e"', failures=2, next_poll_at=now))

@@ -1,4 +1,9 @@
-"""update.Updater end to end in-process: the real fetcher against the loopback server, real storage."""
+"""update.Updater in-process against real storage (SQLite and PostgreSQL).
+
+Tests about decisions (what a 304, a failure, a 410, a redirect, a changed URL do) get their answers
+from tests/fakes.py's FakeFetcher; tests about the whole path (two sources, categories, article
+bodies, links) go through the real fetcher and the loopback server.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from aggregator.storage import Storage
 from aggregator.schedule import MOVED_AFTER_POLLS, select_due
 from aggregator.update import Updater
 from tests.corpus_feeds import Post, read_post, rss
+from tests.fakes import FakeFetcher
 from tests.fixture_server import FixtureServer, Route
 
 NOW = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
@@ -60,26 +66,71 @@ def test_article_reaching_us_through_two_sources_is_stored_once_in_both_categori
     assert "EM_StockImg" not in item.html and "display:none" not in item.html
 
 
+# --- decisions: the FakeFetcher answers, real storage records ---------------------------------------
+
+
+def _fake_config(tmp_path: Path, sources: list[tuple[str, str]]) -> Config:
+    lines = ["[settings]", 'interval = "10m"', "", "[categories.a]", 'title = "A"', ""]
+    for name, url in sources:
+        lines += ["[[sources]]", f'name = "{name}"', f'url = "{url}"', 'categories = ["a"]', ""]
+    return parse_config("\n".join(lines), tmp_path / "feeds.toml", {})
+
+
+def _poll_fake(config: Config, storage: Storage, fetcher: FakeFetcher, now: datetime = NOW) -> list[UpdateOutcome]:
+    updater = Updater(config, storage, fetcher, clock=lambda: now)
+    return sorted(asyncio.run(updater.update_sources(config.sources)), key=lambda o: o.source_name)
+
+
+ONE = "https://ntrb.example.cn/one.xml"
+
+
 def test_unchanged_repoll_writes_nothing_and_is_reported_unchanged(
-    feed_server: FixtureServer, storage: Storage, seed: Post, tmp_path: Path
+    storage: Storage, seed: Post, tmp_path: Path
 ) -> None:
-    feed_server.routes["/one"] = Route(rss("one", [seed]))
-    config = _config(feed_server, tmp_path, [("one", "/one", "a")])
-    [first] = _poll(config, storage)
-    [second] = _poll(config, storage, NOW + timedelta(minutes=15))
+    fetcher = FakeFetcher()
+    fetcher.serve(ONE, rss("one", [seed]))
+    config = _fake_config(tmp_path, [("one", ONE)])
+    [first] = _poll_fake(config, storage, fetcher)
+    [second] = _poll_fake(config, storage, fetcher, NOW + timedelta(minutes=15))
     assert (first.status, first.inserted) == ("new", 1)
     assert (second.status, second.inserted, second.updated, second.unchanged) == ("unchanged", 0, 0, 1)
     assert second.changed_categories == frozenset()
 
 
+def test_validators_go_back_to_the_source_and_a_304_keeps_them(storage: Storage, seed: Post, tmp_path: Path) -> None:
+    fetcher = FakeFetcher()
+    fetcher.serve(ONE, rss("one", [seed]), {"etag": '"v1"', "last-modified": "Mon, 23 Nov 2026 06:00:00 GMT"})
+    config = _fake_config(tmp_path, [("one", ONE)])
+    _poll_fake(config, storage, fetcher)
+    fetcher.not_modified(ONE)
+    [outcome] = _poll_fake(config, storage, fetcher, NOW + timedelta(minutes=15))
+    assert (outcome.status, outcome.http_status, outcome.next_poll_at) == ("not_modified", 304, NOW + timedelta(minutes=25))
+    assert [(c.etag, c.last_modified) for c in fetcher.calls] == [
+        (None, None), ('"v1"', "Mon, 23 Nov 2026 06:00:00 GMT")]
+    state = storage.get_source_state("one")
+    assert state is not None and (state.etag, state.last_status) == ('"v1"', 304)
+
+
+def test_a_changed_url_in_feeds_toml_starts_the_source_afresh(storage: Storage, seed: Post, tmp_path: Path) -> None:
+    fetcher = FakeFetcher()
+    fetcher.serve(ONE, rss("one", [seed]), {"etag": '"v1"'})
+    _poll_fake(_fake_config(tmp_path, [("one", ONE)]), storage, fetcher)
+    moved = "https://ntrb.example.cn/two.xml"
+    fetcher.serve(moved, rss("one", [seed]))
+    _poll_fake(_fake_config(tmp_path, [("one", moved)]), storage, fetcher, NOW + timedelta(minutes=15))
+    assert [(c.url, c.etag) for c in fetcher.calls] == [(ONE, None), (moved, None)]
+
+
 def test_failing_source_is_recorded_and_backed_off_while_others_succeed(
-    feed_server: FixtureServer, storage: Storage, seed: Post, tmp_path: Path
+    storage: Storage, seed: Post, tmp_path: Path
 ) -> None:
-    feed_server.routes["/ok"] = Route(rss("ok", [seed]))
-    feed_server.routes["/bad"] = Route(b"<html>not a feed</html>", content_type="text/html")
-    feed_server.routes["/down"] = Route(b"", status=503, headers={"Retry-After": "7200"})
-    config = _config(feed_server, tmp_path, [("ok", "/ok", "a"), ("bad", "/bad", "a"), ("down", "/down", "a")])
-    outcomes = {o.source_name: o for o in _poll(config, storage)}
+    ok, bad, down = (f"https://ntrb.example.cn/{name}.xml" for name in ("ok", "bad", "down"))
+    fetcher = FakeFetcher()
+    fetcher.serve(ok, rss("ok", [seed]))
+    fetcher.serve(bad, b"<html>not a feed</html>", {"content-type": "text/html"})
+    fetcher.fail(down, 503, retry_after_seconds=7200)
+    config = _fake_config(tmp_path, [("ok", ok), ("bad", bad), ("down", down)])
+    outcomes = {o.source_name: o for o in _poll_fake(config, storage, fetcher)}
     assert outcomes["ok"].status == "new"
     assert outcomes["bad"].status == "error" and outcomes["bad"].error is not None
     assert outcomes["bad"].error.stage == "parse"
@@ -91,31 +142,33 @@ def test_failing_source_is_recorded_and_backed_off_while_others_succeed(
     assert sorted(s.name for s in select_due(config.sources, states, NOW + timedelta(minutes=30))) == ["bad", "ok"]
 
 
-def test_gone_source_is_retired_until_its_url_changes(
-    feed_server: FixtureServer, storage: Storage, tmp_path: Path
-) -> None:
-    feed_server.routes["/gone"] = Route(b"", status=410)
-    config = _config(feed_server, tmp_path, [("gone", "/gone", "a")])
-    [outcome] = _poll(config, storage)
+def test_gone_source_is_retired_until_its_url_changes(storage: Storage, tmp_path: Path) -> None:
+    fetcher = FakeFetcher()
+    fetcher.fail(ONE, 410)
+    config = _fake_config(tmp_path, [("gone", ONE)])
+    [outcome] = _poll_fake(config, storage, fetcher)
     assert outcome.status == "retired"
     later = NOW + timedelta(days=30)
     assert select_due(config.sources, storage.get_source_states(), later) == []
-    moved = _config(feed_server, tmp_path, [("gone", "/new-home", "a")])
+    [again] = _poll_fake(config, storage, fetcher, later)
+    assert again.status == "retired" and len(fetcher.calls) == 1, "a retired source is not fetched"
+    moved = _fake_config(tmp_path, [("gone", "https://ntrb.example.cn/new-home.xml")])
     assert [s.name for s in select_due(moved.sources, storage.get_source_states(), later)] == ["gone"]
 
 
 def test_permanent_redirect_is_followed_for_good_after_repeated_polls(
-    feed_server: FixtureServer, storage: Storage, seed: Post, tmp_path: Path
+    storage: Storage, seed: Post, tmp_path: Path
 ) -> None:
-    feed_server.routes["/new"] = Route(rss("new", [seed]))
-    feed_server.routes["/old"] = Route(b"", status=301, headers={"Location": feed_server.url("/new")})
-    config = _config(feed_server, tmp_path, [("s", "/old", "a")])
+    new = "https://ntrb.example.cn/new.xml"
+    fetcher = FakeFetcher()
+    fetcher.serve(ONE, rss("new", [seed]), moved_to=new)
+    fetcher.serve(new, rss("new", [seed]))
+    config = _fake_config(tmp_path, [("s", ONE)])
     for poll in range(MOVED_AFTER_POLLS + 1):
-        _poll(config, storage, NOW + timedelta(hours=poll))
+        _poll_fake(config, storage, fetcher, NOW + timedelta(hours=poll))
     state = storage.get_source_states()["s"]
-    assert state.moved_to == feed_server.url("/new")
-    assert feed_server.hits["/old"] == MOVED_AFTER_POLLS
-    assert feed_server.hits["/new"] == MOVED_AFTER_POLLS + 1
+    assert state.moved_to == new
+    assert fetcher.urls() == [ONE] * MOVED_AFTER_POLLS + [new]
 
 
 def test_auto_source_files_items_under_their_media_and_keeps_colliding_media_apart(

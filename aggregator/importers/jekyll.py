@@ -1,4 +1,4 @@
-"""Import the legacy mirror's Jekyll posts as items, through the same clean → dedupe → storage path as a poll.
+"""Import the legacy mirror's Jekyll posts as items, through items.plan_writes: the same path as a poll's items.
 
 The posts are read by jekyll_posts.py, the copies of one article merged into one item. Items are
 planned by items.plan_writes (as a poll's are) and written in batches of BATCH_SIZE under the source
