@@ -15,7 +15,6 @@ from datetime import datetime
 from html import escape
 from zoneinfo import ZoneInfo
 
-from aggregator.clean.urls import is_http_url
 from aggregator.config.load import Config
 from aggregator.models import Item
 from aggregator.publish.atom import ALL_FEED_TITLE
@@ -131,6 +130,9 @@ def _render_section(section: IndexSection, base_url: str, zone: ZoneInfo) -> str
 
 
 def _render_headline(item: Item, zone: ZoneInfo) -> str:
+    # imported here: loading the cleaner package would add to `serve`'s start-up, which never renders this page
+    from aggregator.clean.urls import is_http_url
+
     title = escape(item.title or item.article_id)
     # only web links: a source's odd scheme (javascript:, data:) must not become clickable here
     link = f'<a href="{escape(item.url)}">{title}</a>' if item.url and is_http_url(item.url) else title
