@@ -165,6 +165,13 @@ class Settings(_Strict):
     #: HOST:PORT for `serve` and `run`
     listen: ListenAddress = "127.0.0.1:8080"
     websub_hub: HttpUrl | None = None
+    #: where a feed entry's rel="alternate" points: the mirror's article page (the original is then
+    #: rel="via") or the original article (the article page is then rel="via")
+    entry_link: Literal["mirror", "original"] = "mirror"
+    #: items whose listing date is older than this leave feeds, pages and search; None keeps forever
+    retention: Duration | None = None
+    #: items per category page of the website
+    page_size: StrictInt = Field(default=50, ge=1, le=1000)
 
 
 class CategoryConfig(_Strict):

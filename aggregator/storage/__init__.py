@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Collection, Iterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,12 +20,14 @@ from sqlalchemy.engine import URL, make_url
 
 from aggregator.errors import StorageError
 from aggregator.models import Item, ItemChange, SourceState, StoredItem
-from aggregator.storage import categories, items, schema, sources
+from aggregator.storage import categories, items, retention, schema, search, sources
 from aggregator.storage.errors import wrap_storage_errors
 from aggregator.storage.items import CategoryStats
 from aggregator.storage.lock import advisory_key, hold_advisory_lock, hold_file_lock
+from aggregator.storage.retention import Purged
+from aggregator.storage.search import SearchPage
 
-__all__ = ["CategoryStats", "SqlStorage", "Storage", "connect_storage", "open_storage", "wrap_storage_errors"]
+__all__ = ["CategoryStats", "Purged", "SearchPage", "SqlStorage", "Storage", "connect_storage", "open_storage", "wrap_storage_errors"]
 
 #: how long a SQLite statement waits for another connection's write lock before "database is locked"
 SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
@@ -83,6 +86,14 @@ class Storage(Protocol):
 
     def add_category_titles(self, titles: Mapping[str, str]) -> None:
         """Remember titles of new categories; a category keeps the first title it got."""
+        ...
+
+    def search(self, query: str, *, page: int, per_page: int, time_limit_seconds: float) -> SearchPage:
+        """Items whose title or text contains `query`, newest first (storage/search.py)."""
+        ...
+
+    def purge_items_before(self, cutoff: datetime) -> Purged:
+        """Remove items listed before `cutoff` (settings.retention); positions stay dense."""
         ...
 
 
@@ -186,6 +197,7 @@ class SqlStorage:
             if category_titles:
                 categories.insert_category_titles(connection, category_titles)
             items.write_changes(connection, changes)
+            search.index_items(connection, [c.item.article_id for c in changes if c.action != "unchanged"])
             if state is not None:
                 sources.write_source_state(connection, state)
 
@@ -222,6 +234,16 @@ class SqlStorage:
             return
         with wrap_storage_errors("could not save category titles"), self._write() as connection:
             categories.insert_category_titles(connection, titles)
+
+    def search(self, query: str, *, page: int, per_page: int, time_limit_seconds: float) -> SearchPage:
+        with wrap_storage_errors("could not search"), self._engine.connect() as connection, connection.begin():
+            return search.search_documents_page(
+                connection, query, page=page, per_page=per_page, time_limit_seconds=time_limit_seconds
+            )
+
+    def purge_items_before(self, cutoff: datetime) -> Purged:
+        with wrap_storage_errors("could not remove items past retention"), self._write() as connection:
+            return retention.purge_items_before(connection, cutoff)
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Connection]:

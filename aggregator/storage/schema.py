@@ -170,10 +170,16 @@ def _add_category_titles(connection: Connection) -> None:
     metadata.create_all(connection, tables=[category_titles])
 
 
+def _add_search_index(connection: Connection) -> None:
+    from aggregator.storage.search import create_search_index
+
+    create_search_index(connection)
+
+
 Migration = Callable[[Connection], None]
 
 #: MIGRATIONS[i] takes the store from version i to version i + 1
-MIGRATIONS: tuple[Migration, ...] = (_create_version_1, _add_category_titles)
+MIGRATIONS: tuple[Migration, ...] = (_create_version_1, _add_category_titles, _add_search_index)
 
 
 def migrate(connection: Connection, migrations: Sequence[Migration] = MIGRATIONS) -> int:
