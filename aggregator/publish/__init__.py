@@ -1,10 +1,10 @@
 """Publish: render every feed a change touched and write it under output_dir, atomically and only when its bytes change.
 
 `publish_categories` is the only place publishing meets storage and the disk; what a document
-contains is decided by the pure renderers (atom, json_feed, opml, index_page) and the archive
+contains is decided by the pure renderers (atom, json_feed, opml, pages/) and the archive
 arithmetic (archive.py); where it goes by layout.py. Per feed it writes the subscription
 document (`<name>.atom` + `.gz`, `<name>.json` + `.gz`) and the RFC 5005 archive pages; then
-all.atom, feeds.opml and index.html; then pings the WebSub hub for the feeds that changed.
+all.atom, feeds.opml and the website (pages/: article pages, category pages, index.html); then pings the WebSub hub for the feeds that changed.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ import contextlib
 import dataclasses
 import json
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,7 +25,7 @@ from aggregator.models import Item
 from aggregator.publish.archive import ArchivePlan, plan_archive
 from aggregator.publish.atom import describe_feed, feed_subtitle, feed_title, render_atom
 from aggregator.publish.files import write_if_changed, write_with_gzip
-from aggregator.publish.index_page import IndexSection, render_index_page
+from aggregator.publish.pages import RelatedFinder, publish_pages
 from aggregator.publish.json_feed import render_json_feed
 from aggregator.publish.layout import (
     ALL_FEED,
@@ -43,19 +44,27 @@ from aggregator.publish.layout import (
 from aggregator.publish.opml import render_opml
 
 if TYPE_CHECKING:
-    from aggregator.storage import CategoryStats, Storage
+    from aggregator.storage import Purged, Storage
 
 __all__ = ["is_published", "output_dir_of", "publish_categories", "published_feed_names", "with_learnt_categories"]
 
 log = logging.getLogger("aggregator.publish")
 
-#: headlines per feed on the index page
-INDEX_HEADLINES = 5
 
-
-def publish_categories(storage: Storage, config: Config, categories: Iterable[str] | None = None) -> list[str]:
+def publish_categories(
+    storage: Storage,
+    config: Config,
+    categories: Iterable[str] | None = None,
+    *,
+    full_pages: bool = False,
+    related: RelatedFinder | None = None,
+) -> list[str]:
     """Republish `categories` (None: every configured category and every category in storage),
-    then all.atom, feeds.opml and index.html. Returns the categories whose files changed.
+    then all.atom, feeds.opml and the website (publish/pages/: article and category pages the
+    change touched, index.html; every page with `full_pages`). Returns the categories whose files changed.
+
+    With settings.retention, items older than it are removed from the store first; the feeds and
+    pages of their categories are rendered again, archive pages included (rewritten once).
 
     A category whose items did not change keeps its files untouched (same bytes, same mtime).
     With settings.websub_hub, the hub is pinged for the feeds that changed; a failing hub is
@@ -63,12 +72,13 @@ def publish_categories(storage: Storage, config: Config, categories: Iterable[st
     """
     config = with_learnt_categories(config, storage.category_titles())
     output_dir = output_dir_of(config)
+    purged = _apply_retention(storage, config, output_dir)
     stats = storage.category_stats()
     names = published_feed_names(config, stats)
     if categories is None:
         targets = names
     else:
-        wanted = set(categories)
+        wanted = set(categories) | set(purged.categories)
         for name in sorted(wanted - set(names)):
             log.warning("publish: no feed for category %r (unknown or unpublishable id), skipped", name)
         targets = [name for name in names if name in wanted]
@@ -81,9 +91,11 @@ def publish_categories(storage: Storage, config: Config, categories: Iterable[st
     feed_set = [*names, ALL_FEED]
     with _writing(output_dir / OPML_FILE, "feeds.opml"):
         write_with_gzip(output_dir / OPML_FILE, render_opml(config, feed_set))
-    with _writing(output_dir / INDEX_FILE, "index"):
-        sections = _index_sections(storage, config, feed_set, stats)
-        write_with_gzip(output_dir / INDEX_FILE, render_index_page(config, sections))
+    with _writing(output_dir / INDEX_FILE, "pages"):
+        publish_pages(
+            storage, config, output_dir, names=names, stats=stats, full=full_pages, purged=purged, related=related,
+            touched=None if categories is None else targets,
+        )
 
     hub = config.settings.websub_hub
     if hub:
@@ -220,31 +232,20 @@ def _items_at(storage: Storage, category: str | None, positions: range) -> list[
     return storage.list_items_in_order(category, start=positions.start, limit=len(positions))
 
 
-def _index_sections(
-    storage: Storage, config: Config, names: Sequence[str], stats: Mapping[str, CategoryStats]
-) -> list[IndexSection]:
-    per_page = config.settings.max_items_per_feed
-    sections = []
-    for name in names:
-        category = None if name == ALL_FEED else name
-        if category is None:
-            count = storage.count_items(None)
-            last_updated = max((s.last_updated for s in stats.values()), default=None)
-        else:
-            count = stats[name].item_count if name in stats else 0
-            last_updated = stats[name].last_updated if name in stats else None
-        sections.append(
-            IndexSection(
-                name=name,
-                title=feed_title(config, name),
-                description=feed_subtitle(config, name),
-                item_count=count,
-                last_updated=last_updated,
-                headlines=tuple(storage.list_items(category, limit=INDEX_HEADLINES)) if count else (),
-                archive_pages=plan_archive(count, per_page).page_count,
-            )
-        )
-    return sections
+def _apply_retention(storage: Storage, config: Config, output_dir: Path) -> Purged:
+    """Remove items past settings.retention; the archives of the feeds that lost items are unsealed,
+    so every archive page of theirs is rendered once more (positions moved) instead of linking to 410s."""
+    from aggregator.storage import Purged
+
+    retention = config.settings.retention
+    if retention is None:
+        return Purged()
+    purged = storage.purge_items_before(datetime.now(UTC) - retention)
+    if purged.article_ids:
+        log.info("publish: retention removed %d items older than %s", len(purged.article_ids), retention)
+        for name in [*purged.categories, ALL_FEED]:
+            (output_dir / sealed_marker_file(name)).unlink(missing_ok=True)
+    return purged
 
 
 @contextlib.contextmanager

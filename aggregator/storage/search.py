@@ -280,6 +280,5 @@ def _expanding(name: str) -> Any:
 
 def _aware(value: Any) -> datetime:
     """A timestamp as either backend returns it to raw SQL: SQLite text or a (naive) datetime."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    moment: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
