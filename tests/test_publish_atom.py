@@ -137,8 +137,11 @@ def test_entry_links_categories_and_source_are_explicit() -> None:
     item = make_item(sources=frozenset({"南通日报", "utc-mirror"}), categories=frozenset({"nantongribao", "yangzhou"}))
     entry = etree.fromstring(render_current([item])).find(f"{ATOM_NS}entry")
     assert entry is not None
-    link = entry.find(f"{ATOM_NS}link")
-    assert link is not None and link.attrib == {"href": item.url, "rel": "alternate", "type": "text/html"}
+    links = [link.attrib for link in entry.findall(f"{ATOM_NS}link")]
+    assert links == [
+        {"href": "https://news.example/a/NW202201242257831752.html", "rel": "alternate", "type": "text/html"},
+        {"href": item.url, "rel": "via", "type": "text/html"},
+    ]
     assert [(c.get("term"), c.get("label")) for c in entry.iter(f"{ATOM_NS}category")] == [
         ("nantongribao", "南通日报新闻"),
         ("yangzhou", "扬州日报新闻"),
@@ -153,7 +156,7 @@ def test_feed_links_self_alternate_and_generator() -> None:
     links = {link.rel: link.href for link in parsed.feed.links}
     assert links == {
         "self": "https://news.example/feeds/nantongribao.atom",
-        "alternate": "https://news.example/#nantongribao",
+        "alternate": "https://news.example/c/nantongribao.html",
     }
     assert parsed.feed.title == "南通日报新闻"
     assert parsed.feed.subtitle == "南通日报的本地新闻"
@@ -174,7 +177,7 @@ def test_archive_pages_carry_rfc5005_links_and_the_archive_marker() -> None:
     links = {link.get("rel"): link.get("href") for link in middle.iter(f"{ATOM_NS}link") if link.getparent() is middle}
     assert links == {
         "self": "https://news.example/feeds/archive/nantongribao/2.atom",
-        "alternate": "https://news.example/#nantongribao",
+        "alternate": "https://news.example/c/nantongribao.html",
         "current": "https://news.example/feeds/nantongribao.atom",
         "prev-archive": "https://news.example/feeds/archive/nantongribao/1.atom",
         "next-archive": "https://news.example/feeds/archive/nantongribao/3.atom",
@@ -190,3 +193,23 @@ def test_archive_pages_carry_rfc5005_links_and_the_archive_marker() -> None:
 def test_the_all_feed_has_its_own_title_and_id() -> None:
     parsed = feedparser.parse(render_current([make_item()], name="all"))
     assert (parsed.feed.title, parsed.feed.id) == ("全部新闻", "tag:aggregator,2022:feeds/all")
+
+
+@pytest.mark.parametrize(
+    ("entry_link", "alternate", "via"),
+    [
+        ("mirror", "https://news.example/a/NW202201242257831752.html",
+         "http://finews.example/html_News/NewsShare.html?infoCode=NW202201242257831752"),
+        ("original", "http://finews.example/html_News/NewsShare.html?infoCode=NW202201242257831752",
+         "https://news.example/a/NW202201242257831752.html"),
+    ],
+)
+def test_entry_link_decides_whether_alternate_is_the_article_page_or_the_original(
+    entry_link: str, alternate: str, via: str
+) -> None:
+    document = render_current([make_item()], make_config(entry_link=entry_link))
+    assert_valid_atom(document)
+    entry = feedparser.parse(document).entries[0]
+    links = {link["rel"]: link["href"] for link in entry.links}
+    assert (links["alternate"], links["via"]) == (alternate, via)
+    assert entry.link == alternate

@@ -48,7 +48,7 @@ def test_the_feed_declares_json_feed_1_1_with_its_own_url() -> None:
     assert feed["title"] == "南通日报新闻"
     assert feed["description"] == "南通日报"
     assert feed["feed_url"] == "https://news.example/feeds/nantongribao.json"
-    assert feed["home_page_url"] == "https://news.example/#nantongribao"
+    assert feed["home_page_url"] == "https://news.example/c/nantongribao.html"
     assert "hubs" not in feed
 
 
@@ -57,6 +57,7 @@ def test_items_mirror_the_atom_entries() -> None:
     assert feed["items"] == [
         {
             "id": "tag:aggregator,2022:NW2",
+            "url": "https://news.example/a/NW2.html",
             "title": "新闻 2",
             "content_html": "<p>2</p>",
             "date_modified": "2022-01-24T02:48:09+08:00",
@@ -64,7 +65,8 @@ def test_items_mirror_the_atom_entries() -> None:
         },
         {
             "id": "tag:aggregator,2022:NW1",
-            "url": "https://finews.example/1.html",
+            "url": "https://news.example/a/NW1.html",
+            "external_url": "https://finews.example/1.html",
             "title": "新闻 1",
             "content_html": "<p>1</p>",
             "summary": "摘要",

@@ -81,7 +81,7 @@ def describe_feed(config: Config, name: str, plan: ArchivePlan, page: int | None
     base_url = config.settings.base_url
     current_url = file_url(base_url, atom_file(name))
     title, subtitle = feed_title(config, name), feed_subtitle(config, name)
-    alternate_url = site_url(base_url, f"#{name}")
+    alternate_url = site_url(base_url, "" if name == ALL_FEED else f"c/{name}.html")
     if page is None:
         last_page = plan.page_count
         return FeedDocument(
@@ -143,10 +143,24 @@ def render_atom(document: FeedDocument, items: Sequence[Item], config: Config) -
         for term in sorted(item.categories):
             fe.category(term=term, label=_xml_text(feed_title(config, term)))
         fe.register_extension("extras", _EntryExtras, atom=True, rss=False)
-        fe.extras.alternate_url = item.url
+        fe.extras.alternate_url, fe.extras.via_url = entry_links(item, config)
         fe.extras.source_title = _xml_text(", ".join(sorted(item.sources)))
     result: bytes = fg.atom_str(pretty=True, encoding="UTF-8", xml_declaration=True)
     return result
+
+
+def entry_links(item: Item, config: Config) -> tuple[str | None, str | None]:
+    """(rel="alternate", rel="via") of an entry: settings.entry_link = "mirror" points alternate at
+    the article page (`/a/<key>.html`) and via at the original, "original" the reverse. RFC 4287
+    §4.2.7.2: "via" names the source of the information in the entry."""
+    # imported here: publish/pages imports this module
+    from aggregator.publish.pages.paths import article_key
+
+    mirror = site_url(config.settings.base_url, f"a/{article_key(item.article_id)}.html")
+    original = item.url
+    if config.settings.entry_link == "mirror":
+        return mirror, original
+    return original, mirror
 
 
 def feed_id(name: str) -> str:
@@ -209,11 +223,14 @@ class _EntryExtras(BaseEntryExtension):  # type: ignore[misc]
     """
 
     alternate_url: str | None = None
+    via_url: str | None = None
     source_title = ""
 
     def extend_atom(self, entry: Any) -> Any:
         if self.alternate_url:
             xml_elem("link", entry, href=self.alternate_url, rel="alternate", type="text/html")
+        if self.via_url:
+            xml_elem("link", entry, href=self.via_url, rel="via", type="text/html")
         if self.source_title:
             source = xml_elem("source", entry)
             xml_elem("title", source).text = self.source_title

@@ -15,6 +15,7 @@ from aggregator.publish.atom import (
     FEED_LANGUAGE,
     FeedDocument,
     entry_id,
+    entry_links,
     feed_title,
     item_zones,
     sort_newest_first,
@@ -43,8 +44,11 @@ def render_json_feed(document: FeedDocument, items: Sequence[Item], config: Conf
 
 def _json_item(item: Item, config: Config, zone: tzinfo) -> dict[str, object]:
     entry: dict[str, object] = {"id": entry_id(item.article_id)}
-    if item.url:
-        entry["url"] = item.url
+    alternate, via = entry_links(item, config)
+    if alternate:
+        entry["url"] = alternate
+    if via:
+        entry["external_url"] = via
     entry["title"] = item.title
     entry["content_html"] = item.html
     if item.summary:
