@@ -10,7 +10,9 @@ and `Cache-Control: max-age` = the feed's shortest poll interval. Request paths 
 whole against layout.py's names, never joined onto a disk path, so nothing outside the feed set
 (`..`, `%2e%2e`, `%2f`, backslashes, NUL) resolves to a file. A path outside that set which is one
 of the legacy mirror's category pages (categories.redirect_for_legacy_category) gets a 301 to the
-feed of its category when that feed is published.
+category's page (else its feed) when published. The website's pages (`/a/…`, `/c/…`, opensearch.xml)
+are files like the feeds; its dynamic side (`/search`, legacy post links, `/feed.xml`, 410 Gone for
+retired articles) is aggregator/site.py.
 """
 
 from __future__ import annotations
@@ -42,7 +44,10 @@ from aggregator.publish.layout import (
     gzip_file,
     is_feed_name,
     json_file,
+    site_url,
 )
+from aggregator.publish.pages.paths import category_file, resolve_page
+from aggregator.site import SiteSearch, site_answer
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -64,6 +69,7 @@ _ATOM = "application/atom+xml; charset=utf-8"
 #: JSON Feed 1.1 §"Suggestions for Publishers": application/feed+json
 _JSON_FEED = "application/feed+json; charset=utf-8"
 _TEXT = "text/plain; charset=utf-8"
+_OPENSEARCH = "application/opensearchdescription+xml; charset=utf-8"
 #: RFC 3986 §2.2 reserved characters, `%` and `~`: kept as they are when a URL is %-encoded
 _URL_CHARACTERS = ":/?#[]@!$&'()*+,;=%~"
 _FEED_RE = re.compile(rf"/feeds/(?P<name>{FEED_NAME_PATTERN})\.(?P<ext>atom|json)")
@@ -121,6 +127,9 @@ def resolve_path(raw_path: str) -> Resource | None:
     if match := _ARCHIVE_RE.fullmatch(raw_path):
         name, page = match["name"], int(match["page"])
         return Resource(archive_file(name, page), _ATOM, name, next_page=archive_file(name, page + 1))
+    if (page_file := resolve_page(raw_path)) is not None:  # the website (publish/pages/)
+        html = page_file.suffix == ".html"
+        return Resource(page_file, "text/html; charset=utf-8" if html else _OPENSEARCH, None)
     return None
 
 
@@ -187,7 +196,7 @@ class FeedApp:
     ) -> None:
         self._output_dir = output_dir_of(config)
         self._config = config
-        self._extra = dict(extra_routes)
+        self._extra: dict[str, ASGIApp] = {"/search": SiteSearch(config), **dict(extra_routes)}  # type: ignore[dict-item]
         self._is_alive = is_alive
         self._cache_control: dict[str | None, bytes] = {}
         self._routes: dict[str, _Route] = {}
@@ -212,6 +221,12 @@ class FeedApp:
         route = self._route(path)
         plain = self._read(route.plain_path) if route is not None else None
         if route is None or plain is None:
+            answer = site_answer(path, self._output_dir, self._config.settings.base_url)
+            if answer is not None and scope["method"] in ("GET", "HEAD"):
+                status, moved_to = answer
+                headers = [(b"content-type", _TEXT.encode())] + ([(b"location", moved_to)] if moved_to else [])
+                await respond(send, scope, status, headers, b"moved to " + moved_to + b"\n" if moved_to else b"gone\n")
+                return
             location = self._legacy_location(path) if route is None and scope["method"] in ("GET", "HEAD") else None
             if location is not None:
                 headers = [(b"location", location), (b"content-type", _TEXT.encode())]
@@ -231,6 +246,10 @@ class FeedApp:
         name = legacy_feed_name(path)
         if name is None:
             return None
+        page = self._route(f"/{category_file(name)}")
+        if page is not None and self._read(page.plain_path) is not None:
+            location = quote(site_url(self._config.settings.base_url, str(category_file(name))), safe=_URL_CHARACTERS)
+            return location.encode("ascii")
         feed = self._route(f"/feeds/{atom_file(name)}")
         if feed is None or self._read(feed.plain_path) is None:
             return None

@@ -308,6 +308,9 @@ SERVED_MEDIA_TYPES = [
     ("/feeds/all.atom", "application/atom+xml; charset=utf-8"),
     ("/feeds/nantongribao.json", "application/feed+json; charset=utf-8"),
     ("/feeds/archive/nantongribao/1.atom", "application/atom+xml; charset=utf-8"),
+    ("/a/NW000000000000000003.html", "text/html; charset=utf-8"),
+    ("/c/nantongribao.html", "text/html; charset=utf-8"),
+    ("/opensearch.xml", "application/opensearchdescription+xml; charset=utf-8"),
 ]
 
 
@@ -367,11 +370,18 @@ def test_only_get_and_head_are_allowed(served: Site) -> None:
     ],
 )
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
-def test_a_legacy_category_page_moves_permanently_to_its_feed(served: Site, path: str, method: str) -> None:
+def test_a_legacy_category_page_moves_permanently_to_its_category_page(served: Site, path: str, method: str) -> None:
     response = served.server.request(path, method=method)
     assert response.status == 301
-    assert response.headers["location"] == f"{served.server.base_url}feeds/nantongribao.atom"
-    assert served.server.request("/feeds/nantongribao.atom", method=method).status == 200
+    assert response.headers["location"] == f"{served.server.base_url}c/nantongribao.html"
+    assert served.server.request("/c/nantongribao.html", method=method).status == 200
+
+
+def test_a_legacy_category_without_a_page_moves_to_its_feed(site: Site) -> None:
+    publish_categories(site.storage, site.config)
+    (site.output_dir / "c" / "nantongribao.html").unlink()
+    response = site.server.request("/category/nantongribao.html")
+    assert (response.status, response.headers["location"]) == (301, f"{site.server.base_url}feeds/nantongribao.atom")
 
 
 @pytest.mark.parametrize(
@@ -411,7 +421,7 @@ def test_a_renamed_legacy_slug_redirects_once_its_feed_is_published(site: Site) 
     publish_categories(site.storage, site.config.model_copy(update={"categories": categories}))
     response = site.server.request("/category/zhongqingchenbao.html")
     assert response.status == 301
-    assert response.headers["location"] == f"{site.server.base_url}feeds/chongqingchenbao.atom"
+    assert response.headers["location"] == f"{site.server.base_url}c/chongqingchenbao.html"
 
 
 def test_a_symlink_in_the_output_dir_is_not_followed(site: Site) -> None:

@@ -62,3 +62,27 @@ def page_path(file: PurePosixPath) -> str:
 def root_of(file: PurePosixPath) -> str:
     """The relative prefix from `file` back to the site root ("", "../", "../../")."""
     return "../" * (len(file.parts) - 1)
+
+
+_PAGE_RE = re.compile(
+    rf"/(?:a/(?P<article>{ARTICLE_KEY_PATTERN})|c/(?P<category>[a-z0-9][a-z0-9_-]{{0,63}})(?:/(?P<page>[1-9][0-9]{{0,8}}))?)\.html"
+)
+
+
+def resolve_page(raw_path: str) -> PurePosixPath | None:
+    """The page file a request path names (still %-encoded: nothing encoded matches), or None."""
+    if raw_path == f"/{OPENSEARCH_FILE}":
+        return OPENSEARCH_FILE
+    match = _PAGE_RE.fullmatch(raw_path)
+    if match is None:
+        return None
+    if match["article"] is not None:
+        return ARTICLE_DIR / f"{match['article']}{HTML_SUFFIX}"
+    return category_file(match["category"], int(match["page"]) if match["page"] else None)
+
+
+def gone_file_of_page(file: PurePosixPath) -> PurePosixPath | None:
+    """The tombstone that answers for a missing article page, if `file` is one."""
+    if file.parent == ARTICLE_DIR and file.suffix == HTML_SUFFIX:
+        return file.with_suffix(GONE_SUFFIX)
+    return None
