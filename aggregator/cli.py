@@ -76,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     poll.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS",
                       help="wait this long for another writer to finish (default 60)")
 
-    command("build", _build, "re-render every category feed from the store without fetching")
+    build = command("build", _build, "re-render every category feed from the store without fetching")
+    build.add_argument("--pages", action="store_true",
+                       help="also re-render every page of the website (after a template change), not only what changed")
 
     run = command("run", _run, "run the scheduler daemon: poll every source on its own schedule and serve feeds")
     run.add_argument("--listen", metavar="HOST:PORT", help="override settings.listen")
@@ -258,7 +260,7 @@ def _build(args: argparse.Namespace, out: TextIO) -> int:
     config = _load(args)
     storage = open_storage(config.settings.store)
     try:
-        written = publish_categories(storage, config, None)
+        written = publish_categories(storage, config, None, full_pages=args.pages)
     finally:
         storage.close()
     print(f"rewrote {len(written)} feed(s): {', '.join(written) or 'none changed'}", file=out)
