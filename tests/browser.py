@@ -79,8 +79,9 @@ class Browser:
                 if type_into is not None:
                     selector, value = type_into
                     script = (f"(function(){{var e=document.querySelector({json.dumps(selector)});e.value={json.dumps(value)};"
-                              "e.dispatchEvent(new Event('input',{bubbles:true}));}})()")
-                    self._call(ws, "Runtime.evaluate", {"expression": script}, report)
+                              "e.dispatchEvent(new Event('input',{bubbles:true}));})()")
+                    typed = self._call(ws, "Runtime.evaluate", {"expression": script}, report)
+                    assert "exceptionDetails" not in typed, typed
                 measured = self._call(ws, "Runtime.evaluate", {"returnByValue": True, "expression": (
                     "JSON.stringify({s: document.documentElement.scrollWidth, c: document.documentElement.clientWidth,"
                     " t: document.body.innerText})")}, report)
@@ -154,7 +155,8 @@ def running_browser() -> Iterator[Browser]:
                 if match := re.search(r"DevTools listening on ws://([^/]+)/", line):
                     address = match.group(1)
             # keep reading chromium's log so a full pipe never blocks it
-            threading.Thread(target=process.stderr.read, daemon=True).start()
+            drain = threading.Thread(target=process.stderr.read, daemon=True)
+            drain.start()
             yield Browser(f"http://{address}")
         finally:
             process.terminate()
@@ -163,3 +165,5 @@ def running_browser() -> Iterator[Browser]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=10)
+            if process.stderr is not None:
+                process.stderr.close()

@@ -56,6 +56,7 @@ def render_page(
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <title>{escape(title)}</title>
 {canonical_link}<link rel="search" type="application/opensearchdescription+xml" title="{OPENSEARCH_TITLE}" href="{root}opensearch.xml">
 {head_extra}<style>{STYLE}{style_extra}</style>
