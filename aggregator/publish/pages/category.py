@@ -44,8 +44,10 @@ def render_category_page(
         if page > 1:
             older = f'<a href="{root}{category_file(name, page - 1)}">更早的文章 →</a>'
     heading = escape(title) if page is None else f"{escape(title)} · 第 {page} 页"
+    # only the front page shows the count: an older page must keep its bytes once sealed
+    count = f"共 {plan.total} 篇 · " if page is None else ""
     body = f"""<h1>{heading}</h1>
-<p class="meta">共 {plan.total} 篇 · <a href="{root}{site_path(atom_file(name))}">订阅 Atom</a> · \
+<p class="meta">{count}<a href="{root}{site_path(atom_file(name))}">订阅 Atom</a> · \
 <a href="{root}{site_path(json_file(name))}">JSON Feed</a> · <a href="{root or './'}">全部分类</a></p>
 <ol class="list">
 {lines or "<li>暂无文章</li>"}
