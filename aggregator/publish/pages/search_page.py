@@ -35,9 +35,9 @@ def render_search_html(result: SearchPage, *, zone: tzinfo, message: str = "") -
         for hit in result.hits
     )
     newer = (
-        f'<a href="{_page_link(q, result.page - 1)}">← 上一页</a>' if result.page > 1 and q else ""
+        f'<a href="{escape(_page_link(q, result.page - 1))}">← 上一页</a>' if result.page > 1 and q else ""
     )
-    older = f'<a href="{_page_link(q, result.page + 1)}">下一页 →</a>' if result.has_more else ""
+    older = f'<a href="{escape(_page_link(q, result.page + 1))}">下一页 →</a>' if result.has_more else ""
     body = f"""<h1>搜索{('：' + escape(q)) if q else ''}</h1>
 {summary}
 <ol class="list">
