@@ -33,8 +33,13 @@ def has_bytes(path: Path, data: bytes) -> bool:
         return False
 
 
-def write_if_changed(path: Path, data: bytes) -> bool:
-    """Replace `path` with `data` atomically unless it holds exactly these bytes; True if written."""
+def write_if_changed(path: Path, data: bytes, *, durable: bool = True) -> bool:
+    """Replace `path` with `data` atomically unless it holds exactly these bytes; True if written.
+
+    `durable=False` skips the fsync before the rename, for files derived from the store that
+    `aggregator build --pages` can recreate (the website's pages): the rename stays atomic, and
+    the fsync was most of the cost of writing thousands of small pages.
+    """
     if has_bytes(path, data):
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -42,8 +47,9 @@ def write_if_changed(path: Path, data: bytes) -> bool:
     try:
         with os.fdopen(fd, "wb") as tmp:
             tmp.write(data)
-            tmp.flush()
-            os.fsync(tmp.fileno())
+            if durable:
+                tmp.flush()
+                os.fsync(tmp.fileno())
         os.chmod(tmp_name, PUBLISHED_FILE_MODE)
         os.replace(tmp_name, path)
     except BaseException:
@@ -53,15 +59,15 @@ def write_if_changed(path: Path, data: bytes) -> bool:
     return True
 
 
-def write_with_gzip(path: Path, data: bytes) -> bool:
+def write_with_gzip(path: Path, data: bytes, *, durable: bool = True) -> bool:
     """`path` and its `.gz` twin (for gzip_static); True if either was written.
 
     The plain file is written first, so a .gz at least as new as its plain file is its current
     twin; `serve` falls back to the plain file when a crash left an older .gz behind.
     """
     gzip_path = gzip_file(path)
-    wrote_plain = write_if_changed(path, data)
-    wrote_gzip = write_if_changed(gzip_path, gzip_bytes(data))
+    wrote_plain = write_if_changed(path, data, durable=durable)
+    wrote_gzip = write_if_changed(gzip_path, gzip_bytes(data), durable=durable)
     if wrote_plain and not wrote_gzip:
         os.utime(gzip_path)  # already the right bytes: mark it as current for serve's freshness check
     return wrote_plain or wrote_gzip

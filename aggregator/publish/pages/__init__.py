@@ -13,7 +13,8 @@ nginx map of legacy links, in proportion to what changed.
 Everything is rendered again when the state file is missing or the page frame, base_url, page_size
 or timezone changed, and with `aggregator build --pages`. Items removed by retention lose their
 page, which becomes a `.gone` tombstone (served as 410 Gone); their categories are rendered again
-whole, since positions moved. Writes go through files.write_with_gzip (atomic, `.gz` twin).
+whole, since positions moved. Writes go through files.write_with_gzip (atomic, `.gz` twin), without
+the per-file fsync: pages are derived from the store and `build --pages` recreates them.
 """
 
 from __future__ import annotations
@@ -119,14 +120,19 @@ class _PageWriter:
         self.zone_of = item_zones(config)
         self.written = 0
         self._titles: dict[str, str] = {}
+        #: article pages rendered in this publish (a new item is also on its category's front page)
+        self._rendered: set[str] = set()
 
     def write(self, file: PurePosixPath, data: bytes) -> None:
-        if write_with_gzip(self.output_dir / str(file), data):
+        if write_with_gzip(self.output_dir / str(file), data, durable=False):
             self.written += 1
 
     def write_articles(self, items: Iterable[Item]) -> None:
         base_url = self.config.settings.base_url
         for item in items:
+            if item.article_id in self._rendered:
+                continue
+            self._rendered.add(item.article_id)
             links = [CategoryLink(name, self._title(name)) for name in sorted(item.categories)]
             related = self.related(item) if self.related is not None else ()
             page = render_article_page(item, links, base_url=base_url, zone=self.zone_of(item), also_carried_by=related)
