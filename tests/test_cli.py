@@ -234,6 +234,11 @@ def test_build_rerenders_feeds_from_the_store_without_fetching(scenario: Scenari
     assert result.returncode == 0, result.stderr
     assert (scenario.output_dir / "nantongribao.atom").exists()
     assert sum(scenario.server.hits.values()) == hits
+    pages = sorted((scenario.output_dir / "a").glob("*.html"))
+    assert pages
+    pages[0].write_bytes(b"rendered by an older template")
+    assert scenario.run("build", "--pages").returncode == 0
+    assert pages[0].read_bytes().startswith(b"<!DOCTYPE html>")
 
 
 def test_invalid_config_is_reported_by_check_and_stops_every_command(tmp_path: Path) -> None:
