@@ -46,8 +46,9 @@ from aggregator.publish.layout import (
     json_file,
     site_url,
 )
-from aggregator.publish.pages.paths import category_file, resolve_page
+from aggregator.publish.page_layout import category_file, resolve_page
 from aggregator.site import SiteSearch, site_answer
+from aggregator.site import respond as respond  # re-exported: the daemon answers with it too
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -196,7 +197,7 @@ class FeedApp:
     ) -> None:
         self._output_dir = output_dir_of(config)
         self._config = config
-        self._extra: dict[str, ASGIApp] = {"/search": SiteSearch(config), **dict(extra_routes)}  # type: ignore[dict-item]
+        self._extra: dict[str, ASGIApp] = {"/search": SiteSearch(config), **dict(extra_routes)}
         self._is_alive = is_alive
         self._cache_control: dict[str | None, bytes] = {}
         self._routes: dict[str, _Route] = {}
@@ -406,13 +407,6 @@ def serve_forever(config: Config, listen: str) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: None)
     uvicorn.Server(server_config).run()
-
-
-async def respond(send: Send, scope: Scope, status: int, headers: Headers, body: bytes) -> None:
-    """One whole response; the body is left out for HEAD. No business logic."""
-    headers = [*headers, (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
 
 
 async def _run_lifespan(receive: Receive, send: Send) -> None:

@@ -14,7 +14,9 @@ import math
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, quote
 from zoneinfo import ZoneInfo
 
@@ -23,7 +25,7 @@ from aggregator.errors import StorageError
 from aggregator.identity import normalise_info_code
 from aggregator.publish.layout import ALL_FEED, atom_file, file_url, site_url
 from aggregator.publish.pages.legacy import LEGACY_FEED_PATH, parse_legacy_permalink
-from aggregator.publish.pages.paths import article_file, gone_file_of_page
+from aggregator.publish.page_layout import article_file, gone_file_of_page, resolve_page
 from aggregator.publish.pages.search_page import render_search_html, render_search_json
 from aggregator.storage.search import MAX_QUERY_CHARS, SearchPage, SearchTimeoutError
 
@@ -36,6 +38,9 @@ MAX_TRACKED_CLIENTS = 10_000
 _HTML = b"text/html; charset=utf-8"
 _JSON = b"application/json; charset=utf-8"
 _URL_CHARACTERS = ":/?#[]@!$&'()*+,;=%~"
+#: the ASGI shapes (aggregator/serve.py names them too; this module is imported by it, not the reverse)
+_Scope = MutableMapping[str, Any]
+_Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 class RateLimiter:
@@ -71,14 +76,12 @@ class SiteSearch:
         self._storage_lock = threading.Lock()
         self._storage: object | None = None
 
-    async def __call__(self, scope: dict[str, object], receive: object, send: object) -> None:
-        from aggregator.serve import respond
-
+    async def __call__(self, scope: _Scope, receive: Any, send: _Send) -> None:
         if scope["method"] not in ("GET", "HEAD"):
-            await respond(send, scope, 405, [(b"allow", b"GET, HEAD"), (b"content-type", b"text/plain")],  # type: ignore[arg-type]
+            await respond(send, scope, 405, [(b"allow", b"GET, HEAD"), (b"content-type", b"text/plain")],
                           b"method not allowed\n")
             return
-        params = parse_qs(bytes(scope.get("query_string") or b"").decode("utf-8", errors="replace"))  # type: ignore[call-overload]
+        params = parse_qs(bytes(scope.get("query_string") or b"").decode("utf-8", errors="replace"))
         query = params.get("q", [""])[0]
         wants_json = params.get("format", [""])[0] == "json"
         try:
@@ -86,7 +89,7 @@ class SiteSearch:
         except ValueError:
             page = 1
         status, headers, body = await self.answer(query, page, wants_json, _client_of(scope))
-        await respond(send, scope, status, headers, body)  # type: ignore[arg-type]
+        await respond(send, scope, status, headers, body)
 
     async def answer(self, query: str, page: int, wants_json: bool, client: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         content_type = _JSON if wants_json else _HTML
@@ -139,8 +142,6 @@ def site_answer(raw_path: str, output_dir: Path, base_url: str) -> tuple[int, by
         if (output_dir / file).is_file() or (output_dir / file.with_suffix(".gone")).is_file():
             return 301, _location(site_url(base_url, str(file)))
         return None
-    from aggregator.publish.pages.paths import resolve_page
-
     page = resolve_page(raw_path)
     gone = gone_file_of_page(page) if page is not None else None
     if gone is not None and (output_dir / gone).is_file():
@@ -148,17 +149,24 @@ def site_answer(raw_path: str, output_dir: Path, base_url: str) -> tuple[int, by
     return None
 
 
+async def respond(send: _Send, scope: _Scope, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    """One whole response; the body is left out for HEAD. No business logic."""
+    headers = [*headers, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+
+
 def _location(url: str) -> bytes:
     return quote(url, safe=_URL_CHARACTERS).encode("ascii")
 
 
-def _client_of(scope: dict[str, object]) -> str:
+def _client_of(scope: _Scope) -> str:
     """The client address; behind a proxy on loopback (nginx, docs/subscribing.md) the last
     X-Forwarded-For entry, which that proxy set. From anywhere else the header is not trusted."""
     client = scope.get("client")
     peer = str(client[0]) if isinstance(client, (list, tuple)) and client else "-"
     if peer in ("127.0.0.1", "::1"):
-        for name, value in scope.get("headers") or []:  # type: ignore[attr-defined]
+        for name, value in scope.get("headers") or []:
             if name == b"x-forwarded-for":
                 return str(value.decode("latin-1").rsplit(",", 1)[-1].strip() or peer)
     return peer

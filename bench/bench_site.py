@@ -33,9 +33,9 @@ from aggregator.config.load import Config, Settings
 from aggregator.models import Item, ItemChange
 from aggregator.publish import output_dir_of, publish_categories
 from aggregator.publish.pages import publish_pages
-from aggregator.publish.pages.paths import PAGES_STATE_FILE
+from aggregator.publish.page_layout import PAGES_STATE_FILE
 from aggregator.storage import Storage, open_storage
-from aggregator.storage.search import plain_text, rank_of
+from aggregator.storage.search_index import plain_text, rank_of
 from bench.corpus import SENTENCES, make_article
 
 BASE = datetime(2022, 1, 1, tzinfo=UTC)

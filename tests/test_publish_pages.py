@@ -14,7 +14,7 @@ from aggregator.config.load import CategoryConfig, Config, Settings, SourceConfi
 from aggregator.models import Item, ItemChange
 from aggregator.publish import publish_categories
 from aggregator.publish.pages import RelatedLink
-from aggregator.publish.pages.paths import article_file
+from aggregator.publish.page_layout import article_file
 from aggregator.storage import Storage
 
 T0 = datetime(2022, 1, 23, 16, 48, 9, tzinfo=UTC)

@@ -12,7 +12,8 @@ from sqlalchemy import text
 from aggregator.importers.jekyll_posts import read_legacy_post
 from aggregator.models import Item, ItemChange
 from aggregator.storage import Storage, open_storage
-from aggregator.storage.search import MAX_QUERY_CHARS, SearchTimeoutError, plain_text, time_limit
+from aggregator.storage.search import MAX_QUERY_CHARS, SearchTimeoutError, time_limit
+from aggregator.storage.search_index import plain_text
 from tests.conftest import fresh_store_url
 
 T0 = datetime(2022, 1, 23, 16, 48, 9, tzinfo=UTC)

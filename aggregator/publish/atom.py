@@ -25,6 +25,7 @@ from aggregator.config.load import Config
 from aggregator.models import Item
 from aggregator.publish.archive import ArchivePlan
 from aggregator.publish.layout import ALL_FEED, archive_file, atom_file, file_url, site_url
+from aggregator.publish.page_layout import article_key
 
 #: RFC 4151 tag URIs: stable whatever base_url the feeds move to
 TAG_PREFIX = "tag:aggregator,2022:"
@@ -153,9 +154,6 @@ def entry_links(item: Item, config: Config) -> tuple[str | None, str | None]:
     """(rel="alternate", rel="via") of an entry: settings.entry_link = "mirror" points alternate at
     the article page (`/a/<key>.html`) and via at the original, "original" the reverse. RFC 4287
     §4.2.7.2: "via" names the source of the information in the entry."""
-    # imported here: publish/pages imports this module
-    from aggregator.publish.pages.paths import article_key
-
     mirror = site_url(config.settings.base_url, f"a/{article_key(item.article_id)}.html")
     original = item.url
     if config.settings.entry_link == "mirror":

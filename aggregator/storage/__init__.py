@@ -20,7 +20,7 @@ from sqlalchemy.engine import URL, make_url
 
 from aggregator.errors import StorageError
 from aggregator.models import Item, ItemChange, SourceState, StoredItem
-from aggregator.storage import categories, items, retention, schema, search, sources
+from aggregator.storage import categories, items, retention, schema, search, search_index, sources
 from aggregator.storage.errors import wrap_storage_errors
 from aggregator.storage.items import CategoryStats
 from aggregator.storage.lock import advisory_key, hold_advisory_lock, hold_file_lock
@@ -197,7 +197,7 @@ class SqlStorage:
             if category_titles:
                 categories.insert_category_titles(connection, category_titles)
             items.write_changes(connection, changes)
-            search.index_items(connection, [c.item.article_id for c in changes if c.action != "unchanged"])
+            search_index.index_items(connection, [c.item.article_id for c in changes if c.action != "unchanged"])
             if state is not None:
                 sources.write_source_state(connection, state)
 

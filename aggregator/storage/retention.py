@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import Connection, bindparam, select, text
 
 from aggregator.storage.schema import item_categories, items, newest_first_key
-from aggregator.storage.search import remove_documents
+from aggregator.storage.search_index import remove_documents
 
 _CHUNK = 500
 

@@ -37,6 +37,7 @@ from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import TypeDecorator
 
 from aggregator.errors import StorageError
+from aggregator.storage.search_index import create_search_index
 
 if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql, sqlite
@@ -170,16 +171,10 @@ def _add_category_titles(connection: Connection) -> None:
     metadata.create_all(connection, tables=[category_titles])
 
 
-def _add_search_index(connection: Connection) -> None:
-    from aggregator.storage.search import create_search_index
-
-    create_search_index(connection)
-
-
 Migration = Callable[[Connection], None]
 
 #: MIGRATIONS[i] takes the store from version i to version i + 1
-MIGRATIONS: tuple[Migration, ...] = (_create_version_1, _add_category_titles, _add_search_index)
+MIGRATIONS: tuple[Migration, ...] = (_create_version_1, _add_category_titles, create_search_index)
 
 
 def migrate(connection: Connection, migrations: Sequence[Migration] = MIGRATIONS) -> int:

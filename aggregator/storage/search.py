@@ -26,17 +26,15 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-import lxml.html
-from lxml import etree
-from sqlalchemy import BigInteger, Column, Connection, Integer, String, Table, Text, exc, text
+from sqlalchemy import Connection, exc, text
 
 from aggregator.errors import StorageError
-from aggregator.storage.schema import metadata
+from aggregator.storage.search_index import listed_at_of, normalise_query
 
 #: longest accepted query, in characters (the route refuses longer ones)
 MAX_QUERY_CHARS = 64
@@ -47,22 +45,7 @@ TRIGRAM_CHARS = 3
 #: deepest page served: a client walking further gets nothing (OFFSET costs grow with depth)
 MAX_PAGE = 50
 DEFAULT_TIME_LIMIT_SECONDS = 2.0
-#: 2²¹ positions share one listing second before ranks could collide (ties beyond are not expected)
-_RANK_SHIFT = 21
 _SQLITE_PROGRESS_STEPS = 2000
-_CHUNK = 500
-_SPACES = re.compile(r"\s+")
-
-search_documents = Table(
-    "search_documents",
-    metadata,
-    #: see the module docstring; INTEGER on SQLite so that it is the rowid the FTS5 table points at
-    Column("rank", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
-    Column("article_id", String, nullable=False, unique=True),
-    Column("title", Text, nullable=False),
-    #: the body as plain text (tags removed, whitespace collapsed)
-    Column("body", Text, nullable=False),
-)
 
 
 class SearchTimeoutError(StorageError):
@@ -86,99 +69,6 @@ class SearchPage:
     per_page: int
     hits: tuple[SearchHit, ...]
     has_more: bool
-
-
-def normalise_query(query: str) -> str:
-    """Whitespace collapsed and trimmed; what both backends match literally."""
-    return _SPACES.sub(" ", query).strip()
-
-
-def plain_text(html: str) -> str:
-    """The text of an HTML fragment, whitespace collapsed."""
-    if not html.strip():
-        return ""
-    try:
-        root = lxml.html.fragment_fromstring(html, create_parent="div")
-    except (etree.ParserError, ValueError):
-        return normalise_query(re.sub(r"<[^>]*>", " ", html))
-    return normalise_query(root.text_content())
-
-
-def rank_of(listed_at: datetime, position: int) -> int:
-    return (int(listed_at.timestamp()) << _RANK_SHIFT) + position % (1 << _RANK_SHIFT)
-
-
-def listed_at_of(rank: int) -> datetime:
-    return datetime.fromtimestamp(rank >> _RANK_SHIFT, UTC)
-
-
-def create_search_index(connection: Connection) -> None:
-    """The migration: the documents table, its backend's trigram index, and every stored item indexed."""
-    search_documents.create(connection)
-    if connection.dialect.name == "postgresql":
-        schema = _pg_trgm_schema(connection)
-        connection.execute(text(
-            "CREATE INDEX ix_search_documents_trgm ON search_documents "
-            f"USING gin ((title || ' ' || body) \"{schema}\".gin_trgm_ops)"
-        ))
-    else:
-        # the rowid's own b-tree holds whole rows: a narrow index makes the short-query window's
-        # OFFSET walk cheap
-        connection.execute(text("CREATE INDEX ix_search_documents_rank ON search_documents (rank)"))
-        connection.execute(text(
-            "CREATE VIRTUAL TABLE search_index USING fts5(title, body, content='search_documents', "
-            "content_rowid='rank', tokenize='trigram')"
-        ))
-    ids = [row[0] for row in connection.execute(text("SELECT article_id FROM items ORDER BY position"))]
-    index_items(connection, ids)
-
-
-def index_items(connection: Connection, article_ids: Collection[str]) -> None:
-    """(Re)index these items from the items table, inside the caller's transaction; gone ones are dropped."""
-    ordered = sorted(set(article_ids))
-    for begin in range(0, len(ordered), _CHUNK):
-        chunk = ordered[begin : begin + _CHUNK]
-        remove_documents(connection, chunk)
-        rows = connection.execute(
-            text(
-                "SELECT article_id, position, coalesce(published, first_seen) AS listed, title, html "
-                "FROM items WHERE article_id IN :ids"
-            ).bindparams(_expanding("ids")),
-            {"ids": chunk},
-        ).all()
-        documents = [
-            {
-                "rank": rank_of(_aware(listed), position),
-                "article_id": article_id,
-                "title": normalise_query(title),
-                "body": plain_text(html),
-            }
-            for article_id, position, listed, title, html in rows
-        ]
-        if not documents:
-            continue
-        connection.execute(search_documents.insert(), documents)
-        if connection.dialect.name == "sqlite":
-            connection.execute(
-                text("INSERT INTO search_index(rowid, title, body) VALUES (:rank, :title, :body)"), documents
-            )
-
-
-def remove_documents(connection: Connection, article_ids: Sequence[str]) -> None:
-    if not article_ids:
-        return
-    query = text("SELECT rank, title, body FROM search_documents WHERE article_id IN :ids").bindparams(
-        _expanding("ids")
-    )
-    old = [dict(row._mapping) for row in connection.execute(query, {"ids": list(article_ids)})]
-    if not old:
-        return
-    if connection.dialect.name == "sqlite":
-        connection.execute(
-            text("INSERT INTO search_index(search_index, rowid, title, body) VALUES ('delete', :rank, :title, :body)"),
-            old,
-        )
-    connection.execute(text("DELETE FROM search_documents WHERE rank = :rank"), [{"rank": r["rank"]} for r in old])
 
 
 def search_documents_page(
@@ -272,22 +162,3 @@ def _snippet(title: str, body: str, query: str, width: int = 60) -> str:
     return ("…" if start else "") + body[start : at + len(query) + width] + ("…" if at + len(query) + width < len(body) else "")
 
 
-def _pg_trgm_schema(connection: Connection) -> str:
-    connection.execute(text("CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public"))
-    schema = connection.execute(text(
-        "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
-        "WHERE e.extname = 'pg_trgm'"
-    )).scalar_one()
-    return str(schema).replace('"', '""')
-
-
-def _expanding(name: str) -> Any:
-    from sqlalchemy import bindparam
-
-    return bindparam(name, expanding=True)
-
-
-def _aware(value: Any) -> datetime:
-    """A timestamp as either backend returns it to raw SQL: SQLite text or a (naive) datetime."""
-    moment: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -36,7 +36,7 @@ from aggregator.publish.pages.article import CategoryLink, RelatedLink, render_a
 from aggregator.publish.pages.category import render_category_page
 from aggregator.publish.pages.index import IndexLine, render_index
 from aggregator.publish.pages.legacy import render_nginx_map
-from aggregator.publish.pages.paths import (
+from aggregator.publish.page_layout import (
     NGINX_MAP_FILE,
     OPENSEARCH_FILE,
     PAGES_STATE_FILE,

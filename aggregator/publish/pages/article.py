@@ -15,7 +15,7 @@ from html import escape
 from aggregator.categories import medium_from_tag
 from aggregator.models import Item
 from aggregator.publish.layout import atom_file, site_path, site_url
-from aggregator.publish.pages.paths import article_file, category_file, root_of
+from aggregator.publish.page_layout import article_file, category_file, root_of
 from aggregator.publish.pages.shell import SITE_TITLE, render_page, web_link
 
 

@@ -16,7 +16,7 @@ from aggregator.models import Item
 from aggregator.publish.archive import ArchivePlan
 from aggregator.publish.atom import sort_newest_first
 from aggregator.publish.layout import atom_file, json_file, site_path, site_url
-from aggregator.publish.pages.paths import article_file, category_file, root_of
+from aggregator.publish.page_layout import article_file, category_file, root_of
 from aggregator.publish.pages.shell import SITE_TITLE, render_page
 
 

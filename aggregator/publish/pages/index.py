@@ -18,7 +18,7 @@ from itertools import groupby
 
 from aggregator.publish.atom import ALL_FEED_TITLE
 from aggregator.publish.layout import ALL_FEED, OPML_FILE, atom_file, site_path, site_url
-from aggregator.publish.pages.paths import category_file
+from aggregator.publish.page_layout import category_file
 from aggregator.publish.pages.shell import SITE_TITLE, render_page
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from aggregator.categories import LEGACY_SLUG_MAP
 from aggregator.identity import normalise_info_code
 from aggregator.publish.layout import ALL_FEED, atom_file, site_path
-from aggregator.publish.pages.paths import article_file, category_file
+from aggregator.publish.page_layout import article_file, category_file
 
 #: jekyll-feed's address, the one legacy subscribers have in their readers
 LEGACY_FEED_PATH = "/feed.xml"

@@ -13,7 +13,7 @@ from html import escape
 from urllib.parse import urlencode
 
 from aggregator.publish.layout import site_url
-from aggregator.publish.pages.paths import SEARCH_PATH, article_file
+from aggregator.publish.page_layout import SEARCH_PATH, article_file
 from aggregator.publish.pages.shell import OPENSEARCH_TITLE, SITE_TITLE, render_page
 from aggregator.storage.search import SearchPage
 
