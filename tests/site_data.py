@@ -1,16 +1,20 @@
-"""A published website to test against: the 60 legacy posts imported as `import-jekyll` does, plus
-generated categories up to the legacy scale. Test support only."""
+"""A published website to test against: the 60 legacy posts imported as `import-jekyll` does, and
+the index as it reads at the legacy scale. Test support only."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from aggregator.categories import category_title
+from zoneinfo import ZoneInfo
+
 from aggregator.config.load import Config, Settings
 from aggregator.importers.jekyll import import_legacy_posts
-from aggregator.models import Item, ItemChange
-from aggregator.publish import publish_categories
+from aggregator.publish import output_dir_of, publish_categories, with_learnt_categories
+from aggregator.publish.atom import feed_title
+from aggregator.publish.files import write_with_gzip
+from aggregator.publish.layout import INDEX_FILE
+from aggregator.publish.pages.index import IndexLine, render_index
 from aggregator.storage import Storage, open_storage
 
 T0 = datetime(2022, 6, 1, 8, 0, tzinfo=UTC)
@@ -27,29 +31,25 @@ def site_config(root: Path, base_url: str, **settings: object) -> Config:
     )
 
 
-def generated_categories(count: int) -> list[Item]:
-    """`count` categories (one item each) named like legacy media slugs, every first letter used."""
-    items = []
+def legacy_scale_index(storage: Storage, config: Config, count: int) -> None:
+    """Rewrite the published index as it reads with `count` more categories (media named like legacy
+    slugs, every first letter used), through the real renderer and writer: the legacy scale without
+    publishing 2,000 feeds."""
+    stats = storage.category_stats()
+    lines = [IndexLine(name, feed_title(with_learnt_categories(config, storage.category_titles()), name),
+                       s.item_count, s.last_updated) for name, s in stats.items()]
     for n in range(count):
         first, second = _SYLLABLES[n % len(_SYLLABLES)], _SYLLABLES[(n // len(_SYLLABLES)) % len(_SYLLABLES)]
         slug = f"{first}{second}ribao{n}"
-        moment = T0 + timedelta(minutes=n)
-        items.append(Item(
-            article_id=f"NW{202206010000000000 + n}", title=f"{slug} 的一条新闻：本地经济稳步增长", url=f"https://finance.eastmoney.com/a/{n}.html",
-            html=f"<p>第 {n} 篇正文。</p>", published=moment, updated=moment, categories=frozenset({slug}),
-            sources=frozenset({"generated"}), content_hash=f"g{n}",
-        ))
-    return items
+        lines.append(IndexLine(slug, f"{slug}报新闻", 1 + n % 300, T0 + timedelta(minutes=n)))
+    index = render_index(lines, base_url=config.settings.base_url, zone=ZoneInfo(config.settings.timezone),
+                         total_items=storage.count_items() + count)
+    write_with_gzip(output_dir_of(config) / INDEX_FILE, index)
 
 
-def build_legacy_site(storage: Storage, config: Config, legacy_posts: Path, extra_categories: int = 0) -> None:
+def build_legacy_site(storage: Storage, config: Config, legacy_posts: Path) -> None:
     with storage.writer_lock(30):
         import_legacy_posts(storage, config, [legacy_posts])
-        if extra_categories:
-            items = generated_categories(extra_categories)
-            storage.apply_update([ItemChange("insert", i, "generated", i.content_hash) for i in items], None)
-            storage.add_category_titles({next(iter(i.categories)): category_title(f"{next(iter(i.categories))}报")
-                                         for i in items})
         publish_categories(storage, config, None)
 
 

@@ -18,7 +18,7 @@ from aggregator.config.load import Config
 from aggregator.serve import create_app
 from tests.browser import Browser, running_browser
 from tests.conftest import REPO_ROOT
-from tests.site_data import build_legacy_site, open_site_storage, site_config
+from tests.site_data import build_legacy_site, legacy_scale_index, open_site_storage, site_config
 from tests.test_serve import RunningServer
 
 LEGACY_SCALE_CATEGORIES = 2000
@@ -44,7 +44,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Config, Run
     config = site_config(root, server.base_url)
     storage = open_site_storage(config)
     try:
-        build_legacy_site(storage, config, posts, extra_categories=LEGACY_SCALE_CATEGORIES)
+        build_legacy_site(storage, config, posts)
+        legacy_scale_index(storage, config, LEGACY_SCALE_CATEGORIES)
         server.start(create_app(config))
         yield config, server
     finally:
