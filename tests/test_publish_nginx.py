@@ -160,3 +160,12 @@ def test_nginx_keeps_bookkeeping_and_everything_outside_the_feed_set_private(ngi
     status, _, body = get(nginx_port, path)
     assert status in (400, 404)
     assert b"secret" not in body
+
+
+def test_nginx_answers_410_for_an_article_retention_removed_and_404_for_an_unknown_one(
+    nginx_port: int, tmp_path: Path
+) -> None:
+    (tmp_path / "feeds" / "a" / "NW000000000000000099.gone").write_bytes(b"")
+    assert get(nginx_port, "/a/NW000000000000000099.html")[0] == 410
+    assert get(nginx_port, "/a/NW000000000000000098.html")[0] == 404
+    assert get(nginx_port, "/a/NW000000000000000003.html")[0] == 200
