@@ -81,6 +81,7 @@ def render_page(
 
 def web_link(url: str | None) -> str | None:
     """`url` when it is an http(s) link, else None: a source's odd scheme (javascript:, data:) is never clickable."""
-    if url is not None and url.lower().startswith(("http://", "https://")):
-        return url
-    return None
+    # imported here: loading the cleaner package would add to `serve`'s start-up, which renders no article
+    from aggregator.clean.urls import is_http_url
+
+    return url if url is not None and is_http_url(url) else None
