@@ -11,8 +11,10 @@ One query interface (`search_documents_page`), two indexes over the same `search
   `public` unless it already exists elsewhere; the index names its operator class by schema, so a
   store living in its own schema finds it.
 
-Trigrams cannot find 1- or 2-character queries: those fall back to LIKE / ILIKE over the newest
-SHORT_QUERY_WINDOW documents only (bounded), scanned newest first so a common character stops early.
+Trigrams cannot find 1- or 2-character queries: those fall back to a substring test (instr / strpos;
+LIKE / ILIKE when the query has letters to fold) over the newest SHORT_QUERY_WINDOW documents only
+(bounded), scanned newest first so a common character stops early. The rows live in
+storage/search_index.py, which keeps them in step with the items.
 
 Results are newest first by `rank` = listing second × 2²¹ + (position mod 2²¹): the listing date
 (published, else first seen) with the store's insertion order breaking ties, identical on both
