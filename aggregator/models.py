@@ -218,3 +218,5 @@ class UpdateOutcome:
     bytes_fetched: int = 0
     #: categories whose feeds must be republished
     changed_categories: frozenset[str] = frozenset()
+    #: new items that joined an earlier item's story (issue 14)
+    merged: int = 0

@@ -48,7 +48,8 @@ def test_new_store_is_created_at_the_current_version(store_url: str) -> None:
         assert isinstance(store, SqlStorage)
         assert store.schema_version() == len(MIGRATIONS)
         assert table_names(store) == {
-            "schema_version", "sources", "items", "item_categories", "item_sources", "category_titles"
+            "schema_version", "sources", "items", "item_categories", "item_sources", "category_titles",
+            "item_signatures", "signature_bands", "stories", "story_categories",
         }
     finally:
         store.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Collection, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,12 +20,16 @@ from sqlalchemy.engine import URL, make_url
 
 from aggregator.errors import StorageError
 from aggregator.models import Item, ItemChange, SourceState, StoredItem
-from aggregator.storage import categories, items, schema, sources
+from aggregator.storage import categories, items, schema, similar, sources
 from aggregator.storage.errors import wrap_storage_errors
 from aggregator.storage.items import CategoryStats
 from aggregator.storage.lock import advisory_key, hold_advisory_lock, hold_file_lock
+from aggregator.storage.similar import SignedItem, StoryAssignment, StoryCounts, StoryMember, StoryView
 
-__all__ = ["CategoryStats", "SqlStorage", "Storage", "connect_storage", "open_storage", "wrap_storage_errors"]
+__all__ = [
+    "CategoryStats", "SignedItem", "SqlStorage", "Storage", "StoryAssignment", "StoryCounts", "StoryMember",
+    "StoryView", "connect_storage", "open_storage", "wrap_storage_errors",
+]
 
 #: how long a SQLite statement waits for another connection's write lock before "database is locked"
 SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
@@ -84,6 +89,28 @@ class Storage(Protocol):
     def add_category_titles(self, titles: Mapping[str, str]) -> None:
         """Remember titles of new categories; a category keeps the first title it got."""
         ...
+
+    def assign_stories(
+        self, signed: Sequence[SignedItem], *, threshold: float, window: timedelta, now: datetime
+    ) -> list[StoryAssignment]:
+        """Place new items in stories (issue 14), in order, in ONE transaction; signed items are skipped."""
+        ...
+
+    def story_members(self, article_id: str) -> list[StoryMember]:
+        """Every member of the item's story, representative first; [] for an item never signed."""
+        ...
+
+    def stories_of(self, article_ids: Collection[str]) -> dict[str, StoryView]:
+        """The stories of two or more members the given items belong to, by article_id."""
+        ...
+
+    def earlier_members_in(self, article_ids: Collection[str], category: str) -> set[str]:
+        """Those of the given items that have an earlier member of their story in `category`."""
+        ...
+
+    def story_counts(self) -> StoryCounts: ...
+
+    def merged_items_per_source(self) -> dict[str, int]: ...
 
 
 def open_storage(url: str) -> Storage:
@@ -222,6 +249,35 @@ class SqlStorage:
             return
         with wrap_storage_errors("could not save category titles"), self._write() as connection:
             categories.insert_category_titles(connection, titles)
+
+    def assign_stories(
+        self, signed: Sequence[SignedItem], *, threshold: float, window: timedelta, now: datetime
+    ) -> list[StoryAssignment]:
+        if not signed:
+            return []
+        with wrap_storage_errors("could not save stories"), self._write() as connection:
+            return similar.assign_stories(connection, signed, threshold, window, now)
+
+    def story_members(self, article_id: str) -> list[StoryMember]:
+        with wrap_storage_errors(f"could not read the story of item {article_id}"), self._read() as connection:
+            story_id = similar.select_story_id(connection, article_id)
+            return [] if story_id is None else similar.select_story_members(connection, story_id)
+
+    def stories_of(self, article_ids: Collection[str]) -> dict[str, StoryView]:
+        with wrap_storage_errors("could not read stories"), self._read() as connection:
+            return similar.select_stories_of(connection, article_ids)
+
+    def earlier_members_in(self, article_ids: Collection[str], category: str) -> set[str]:
+        with wrap_storage_errors("could not read stories"), self._read() as connection:
+            return similar.select_earlier_members_in(connection, article_ids, category)
+
+    def story_counts(self) -> StoryCounts:
+        with wrap_storage_errors("could not count stories"), self._read() as connection:
+            return similar.count_stories(connection)
+
+    def merged_items_per_source(self) -> dict[str, int]:
+        with wrap_storage_errors("could not count merged items"), self._read() as connection:
+            return similar.count_merged_per_source(connection)
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Connection]:
