@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from aggregator.models import Item, ItemChange
 from aggregator.similar.clusters import sign_item
-from aggregator.storage import SignedItem, Storage, open_storage
+from aggregator.storage import SignedItem, Storage, StoryCounts, open_storage
 
 STORY = (
     "<p>农业农村部副部长邓小刚8日表示，近日国务院印发《“十四五”推进农业农村现代化规划》。规划提出，到2025年，"
@@ -49,7 +49,9 @@ def test_reprint_with_another_source_line_joins_the_first_items_story(storage: S
     assert members[1].categories == {"quanzhouwanbao"}
     counts = storage.story_counts()
     assert (counts.stories, counts.merged_items, counts.signed_items) == (1, 1, 3)
-    assert storage.merged_items_per_source() == {"src-quanzhouwanbao": 1}
+    per_source = storage.story_counts_per_source()
+    assert per_source["src-quanzhouwanbao"] == StoryCounts(stories=1, merged_items=1, signed_items=1)
+    assert per_source["src-nantongribao"] == StoryCounts(stories=1, merged_items=0, signed_items=1)
 
 
 def test_story_that_grows_names_every_members_category(storage: Storage, now: datetime) -> None:

@@ -19,12 +19,12 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 
 from aggregator.errors import StorageError
-from aggregator.models import Item, ItemChange, SourceState, StoredItem
+from aggregator.models import Item, ItemChange, SourceState, StoredItem, StoryCounts
 from aggregator.storage import categories, items, schema, similar, sources
 from aggregator.storage.errors import wrap_storage_errors
 from aggregator.storage.items import CategoryStats
 from aggregator.storage.lock import advisory_key, hold_advisory_lock, hold_file_lock
-from aggregator.storage.similar import SignedItem, StoryAssignment, StoryCounts, StoryMember, StoryView
+from aggregator.storage.similar import SignedItem, StoryAssignment, StoryMember, StoryView
 
 __all__ = [
     "CategoryStats", "SignedItem", "SqlStorage", "Storage", "StoryAssignment", "StoryCounts", "StoryMember",
@@ -110,7 +110,7 @@ class Storage(Protocol):
 
     def story_counts(self) -> StoryCounts: ...
 
-    def merged_items_per_source(self) -> dict[str, int]: ...
+    def story_counts_per_source(self) -> dict[str, StoryCounts]: ...
 
 
 def open_storage(url: str) -> Storage:
@@ -275,9 +275,9 @@ class SqlStorage:
         with wrap_storage_errors("could not count stories"), self._read() as connection:
             return similar.count_stories(connection)
 
-    def merged_items_per_source(self) -> dict[str, int]:
-        with wrap_storage_errors("could not count merged items"), self._read() as connection:
-            return similar.count_merged_per_source(connection)
+    def story_counts_per_source(self) -> dict[str, StoryCounts]:
+        with wrap_storage_errors("could not count stories per source"), self._read() as connection:
+            return similar.count_stories_per_source(connection)
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Connection]:

@@ -195,6 +195,8 @@ stories = Table(
     Column("member_count", Integer, nullable=False),
     Column("updated", UtcDateTime, nullable=False),
 )
+# counting the stories of two or more (status, /metrics) reads only those
+Index("ix_stories_member_count", stories.c.member_count)
 
 #: every category a story's members are filed under: the feeds to republish when it grows
 story_categories = Table(

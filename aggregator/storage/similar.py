@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, select, union, update
+from sqlalchemy import Connection, bindparam, case, delete, func, select, union, update
 
+from aggregator.models import StoryCounts
 from aggregator.similar.clusters import StoredSignature, best_match
 from aggregator.similar.signature import Signature
 from aggregator.storage.schema import (
@@ -87,17 +88,6 @@ class StoryView:
     updated: datetime
     #: the first MEMBERS_SHOWN members, in joining order
     members: tuple[StoryMember, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class StoryCounts:
-    """Totals for `status` and /metrics."""
-
-    #: stories of two items or more
-    stories: int
-    #: items that joined an earlier item's story
-    merged_items: int
-    signed_items: int
 
 
 def assign_stories(
@@ -268,15 +258,25 @@ def count_stories(connection: Connection) -> StoryCounts:
     return StoryCounts(int(story_count), int(merged), int(signed))
 
 
-def count_merged_per_source(connection: Connection) -> dict[str, int]:
-    """Items of each source that joined an earlier item's story."""
-    query = (
-        select(item_sources.c.source, func.count())
+def count_stories_per_source(connection: Connection) -> dict[str, StoryCounts]:
+    """Per source: the stories of two or more its items are in, and its items that joined an earlier story."""
+    in_story = (
+        select(item_sources.c.source, item_signatures.c.story_id, item_signatures.c.member_index)
         .join(item_signatures, item_signatures.c.article_id == item_sources.c.article_id)
-        .where(item_signatures.c.member_index > 0)
-        .group_by(item_sources.c.source)
+        .join(stories, stories.c.story_id == item_signatures.c.story_id)
+        .where(stories.c.member_count > 1)
+        .subquery()
     )
-    return {source: int(count) for source, count in connection.execute(query)}
+    query = select(
+        in_story.c.source,
+        func.count(in_story.c.story_id.distinct()),
+        func.sum(case((in_story.c.member_index > 0, 1), else_=0)),
+        func.count(),
+    ).group_by(in_story.c.source)
+    return {
+        source: StoryCounts(int(story_count), int(merged or 0), int(signed))
+        for source, story_count, merged, signed in connection.execute(query)
+    }
 
 
 def _grouped(connection: Connection, column: Any, ids: Sequence[str]) -> Mapping[str, set[str]]:
