@@ -14,7 +14,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from aggregator.similar.signature import Signature, estimate_similarity, sign_text
+from aggregator.similar.signature import (
+    Signature,
+    estimate_similarity,
+    sign_text,
+    similarity_of_sketches,
+    unpack_sketch,
+)
 from aggregator.similar.text import numbers_in, story_text
 
 #: share of the numbers of the item with fewer numbers that the other must also have
@@ -76,8 +82,10 @@ def best_match(signature: Signature, candidates: Iterable[StoredSignature], thre
     if not signature.is_matchable:
         return None
     best: tuple[float, datetime, str, StoredSignature] | None = None
+    mine = unpack_sketch(signature.sketch)
+    mine_set = frozenset(mine)
     for candidate in candidates:
-        similarity = estimate_similarity(signature.sketch, candidate.sketch)
+        similarity = similarity_of_sketches(mine, mine_set, unpack_sketch(candidate.sketch))
         if similarity < threshold or not numbers_agree(signature.numbers, candidate.numbers):
             continue
         # highest similarity first, then the earliest seen, then the smallest id: a total order

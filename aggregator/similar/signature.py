@@ -11,9 +11,9 @@ and stable since Python 3.8; `TUPLE_HASH_PROBE` refuses a Python whose tuple has
 Two summaries come from those hashes, both from one descending sort:
 
 - the *sketch*, the 128 smallest hashes (a bottom-k MinHash sketch, Broder 1997; Cohen & Kaplan
-  2007). Two sketches estimate the Jaccard similarity of two texts: of the 128 smallest hashes of
-  their union, the share found in both. A text of at most 128 shingles is its whole set, so the
-  estimate is exact for short items, where a fixed-width signature is noisiest.
+  2007). Two sketches estimate the Jaccard similarity of two texts: of the union's hashes below
+  the smaller sketch maximum, the share found in both. A text of at most 128 shingles is its whole
+  set, so the estimate is exact for short items, where a fixed-width signature is noisiest.
 - the *band keys*, for finding candidates: the top 7 bits of a hash pick one of 128 bins and each
   bin keeps its smallest hash (one-permutation hashing, Li, Owen & Zhang, NIPS 2012); empty bins of
   a short text borrow from the next full bin to their right, shifted by the distance (densification
@@ -29,6 +29,7 @@ makes signing fast enough without numpy (README, "Design"). Everything runs in C
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import operator
 import struct
@@ -108,10 +109,12 @@ def sign_text(text: str, numbers: frozenset[str]) -> Signature:
     sketch = hashes[: -SKETCH_SIZE - 1 : -1]
     # the last value written per bin wins: in descending order, that is the bin's minimum
     minimum = dict(zip(map(operator.rshift, hashes, itertools.repeat(_BIN_SHIFT)), hashes))
-    bins = [minimum.get(b, _EMPTY_BIN) for b in range(BINS)] if minimum else [0] * BINS
+    bins = list(map(minimum.get, range(BINS), itertools.repeat(_EMPTY_BIN))) if minimum else [0] * BINS
     if len(minimum) < BINS:
         bins = _densify(bins)
-    keys = tuple(hash((band, *bins[band * ROWS_PER_BAND : (band + 1) * ROWS_PER_BAND])) for band in range(BANDS))
+    # band b hashes (b, bins[4b], bins[4b + 1], bins[4b + 2], bins[4b + 3])
+    rows = (bins[row::ROWS_PER_BAND] for row in range(ROWS_PER_BAND))
+    keys = tuple(map(hash, zip(range(BANDS), *rows)))
     return Signature(struct.pack(f"<{len(sketch)}I", *sketch), keys, len(hashes), numbers)
 
 
@@ -123,11 +126,27 @@ def estimate_similarity(first: bytes, second: bytes) -> float:
     """Estimated Jaccard similarity of two texts from their sketches (exact when both are short)."""
     if first == second:
         return 1.0
-    a, b = set(unpack_sketch(first)), set(unpack_sketch(second))
-    if not a or not b:
+    mine = unpack_sketch(first)
+    return similarity_of_sketches(mine, frozenset(mine), unpack_sketch(second))
+
+
+def similarity_of_sketches(first: tuple[int, ...], first_set: frozenset[int], second: tuple[int, ...]) -> float:
+    """estimate_similarity for unpacked (ascending) sketches, `first` also as a set.
+
+    Below τ, the smaller of the two sketches' largest hashes, both sketches hold every hash of their
+    text, so the union's hashes below τ are known and so are the shared ones (all shared hashes lie
+    below τ): their ratio estimates the Jaccard similarity (Cohen & Kaplan 2007). A sketch shorter
+    than SKETCH_SIZE is its text's whole set and bounds nothing; two such give the exact similarity.
+    One set intersection and two binary searches, all in C.
+    """
+    if not first or not second:
         return 0.0
-    union = sorted(a | b)[:SKETCH_SIZE]
-    return sum(1 for value in union if value in a and value in b) / len(union)
+    shared = len(first_set.intersection(second))
+    bounds = [sketch[-1] for sketch in (first, second) if len(sketch) >= SKETCH_SIZE]
+    if not bounds:
+        return shared / (len(first) + len(second) - shared)
+    tau = min(bounds)
+    return shared / (bisect.bisect_right(first, tau) + bisect.bisect_right(second, tau) - shared)
 
 
 def _densify(bins: list[int]) -> list[int]:

@@ -7,17 +7,28 @@ of the window), so its cost does not grow with the store, however common a band 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+import dataclasses
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, delete, func, select, union, update
+from sqlalchemy import (
+    Connection,
+    Dialect,
+    bindparam,
+    case,
+    delete,
+    func,
+    select,
+    update,
+)
 
 from aggregator.models import StoryCounts
-from aggregator.similar.clusters import StoredSignature, best_match
+from aggregator.similar.clusters import StoredSignature, StoryMatch, best_match
 from aggregator.similar.signature import Signature
 from aggregator.storage.schema import (
+    UtcDateTime,
     insert_ignoring_conflicts,
     item_categories,
     item_signatures,
@@ -93,80 +104,194 @@ class StoryView:
 def assign_stories(
     connection: Connection, signed: Sequence[SignedItem], threshold: float, window: timedelta, now: datetime
 ) -> list[StoryAssignment]:
-    """Place each item in the story of its most similar earlier item within `window`, or a new one."""
+    """Place each item in the story of its most similar earlier item within `window`, or a new one.
+
+    Earlier batches are found through the band index, earlier items of this batch through the same
+    keys in memory; everything is written at the end with one executemany per table.
+    """
     cutoff = now - window
     connection.execute(delete(signature_bands).where(signature_bands.c.seen_at < cutoff))
     done = _signed_ids(connection, [item.article_id for item in signed])
-    assignments = []
+    batch = _Batch()
     for item in signed:
         if item.article_id in done:  # signed already: a retried poll never moves an item
             continue
         done.add(item.article_id)
-        assignments.append(_assign_one(connection, item, threshold, cutoff))
-    return assignments
+        signature = item.signature
+        candidates: list[StoredSignature] = []
+        if signature.is_matchable:
+            candidates = _candidates(connection, signature.band_keys, cutoff) + batch.candidates(signature.band_keys)
+        match = best_match(signature, candidates, threshold)
+        if match is None:
+            batch.start_story(item)
+        else:
+            if match.story_id not in batch.member_counts:
+                batch.member_counts[match.story_id] = _member_count(connection, match.story_id)
+            batch.join_story(item, match)
+    batch.write(connection)
+    categories = _story_categories(connection, {a.story_id for a in batch.assignments if a.is_merge})
+    return [
+        dataclasses.replace(a, story_categories=categories.get(a.story_id, frozenset())) if a.is_merge else a
+        for a in batch.assignments
+    ]
 
 
-def _assign_one(connection: Connection, item: SignedItem, threshold: float, cutoff: datetime) -> StoryAssignment:
-    signature = item.signature
-    candidates = _candidates(connection, signature.band_keys, cutoff) if signature.is_matchable else []
-    match = best_match(signature, candidates, threshold)
-    if match is None:
-        story_id, member_index = item.article_id, 0
-        connection.execute(stories.insert().values(story_id=story_id, member_count=1, updated=item.seen_at))
-    else:
-        story_id = match.story_id
-        member_index = connection.execute(
-            select(stories.c.member_count).where(stories.c.story_id == story_id)
-        ).scalar_one()
-        connection.execute(
-            update(stories).where(stories.c.story_id == story_id)
-            .values(member_count=member_index + 1, updated=item.seen_at)
-        )
-    connection.execute(item_signatures.insert().values(
-        article_id=item.article_id, sketch=signature.sketch, numbers=" ".join(sorted(signature.numbers)),
-        shingle_count=signature.shingle_count, seen_at=item.seen_at, story_id=story_id,
-        member_index=member_index, matched_id=match.article_id if match else None,
-        similarity=match.similarity if match else None,
-    ))
-    if signature.is_matchable:
-        connection.execute(signature_bands.insert(), [
-            {"band_key": key, "seen_at": item.seen_at, "article_id": item.article_id}
-            for key in set(signature.band_keys)
-        ])
-    if item.categories:
-        connection.execute(
-            insert_ignoring_conflicts(connection, story_categories, ["story_id", "category"]),
-            [{"story_id": story_id, "category": category} for category in sorted(item.categories)],
-        )
-    categories: frozenset[str] = frozenset()
-    if match is not None:
-        query = select(story_categories.c.category).where(story_categories.c.story_id == story_id)
-        categories = frozenset(connection.execute(query).scalars())
-    return StoryAssignment(
-        item.article_id, story_id, match.article_id if match else None,
-        match.similarity if match else None, categories,
+class _Batch:
+    """The stories one assign_stories call decides, kept in memory until written in one go."""
+
+    def __init__(self) -> None:
+        self.assignments: list[StoryAssignment] = []
+        #: story_id → members so far (stories of this batch, and stored stories this batch grows)
+        self.member_counts: dict[str, int] = {}
+        self.new_stories: set[str] = set()
+        #: story_id → seen_at of its newest member
+        self.updated: dict[str, datetime] = {}
+        self.signature_rows: list[dict[str, Any]] = []
+        self.band_rows: list[tuple[int, datetime, str]] = []
+        self.category_rows: set[tuple[str, str]] = set()
+        #: band key → this batch's items with it, newest last, at most CANDIDATES_PER_KEY
+        self._by_key: dict[int, list[StoredSignature]] = {}
+
+    def candidates(self, band_keys: Iterable[int]) -> list[StoredSignature]:
+        return [stored for key in set(band_keys) for stored in self._by_key.get(key, ())]
+
+    def start_story(self, item: SignedItem) -> None:
+        self.member_counts[item.article_id] = 0
+        self.new_stories.add(item.article_id)
+        self._add(item, item.article_id, None)
+
+    def join_story(self, item: SignedItem, match: StoryMatch) -> None:
+        self._add(item, match.story_id, match)
+
+    def _add(self, item: SignedItem, story_id: str, match: StoryMatch | None) -> None:
+        signature = item.signature
+        member_index = self.member_counts[story_id]
+        self.member_counts[story_id] = member_index + 1
+        self.updated[story_id] = item.seen_at
+        self.signature_rows.append({
+            "article_id": item.article_id, "sketch": signature.sketch, "numbers": " ".join(sorted(signature.numbers)),
+            "shingle_count": signature.shingle_count, "seen_at": item.seen_at, "story_id": story_id,
+            "member_index": member_index, "matched_id": match.article_id if match else None,
+            "similarity": match.similarity if match else None,
+        })
+        if signature.is_matchable:
+            stored = StoredSignature(item.article_id, story_id, member_index, item.seen_at, signature.sketch,
+                                     signature.numbers)
+            for key in set(signature.band_keys):
+                self.band_rows.append((key, item.seen_at, item.article_id))
+                same_key = self._by_key.setdefault(key, [])
+                same_key.append(stored)
+                del same_key[:-CANDIDATES_PER_KEY]
+        self.category_rows.update((story_id, category) for category in item.categories)
+        self.assignments.append(StoryAssignment(
+            item.article_id, story_id, match.article_id if match else None,
+            match.similarity if match else None, frozenset(),
+        ))
+
+    def write(self, connection: Connection) -> None:
+        created = [{"story_id": story_id, "member_count": self.member_counts[story_id],
+                    "updated": self.updated[story_id]} for story_id in sorted(self.new_stories)]
+        grown = [{"key": story_id, "member_count": count, "updated": self.updated[story_id]}
+                 for story_id, count in sorted(self.member_counts.items()) if story_id not in self.new_stories]
+        if created:
+            connection.execute(stories.insert(), created)
+        if grown:
+            connection.execute(update(stories).where(stories.c.story_id == bindparam("key")), grown)
+        if self.signature_rows:
+            connection.execute(item_signatures.insert(), self.signature_rows)
+        if self.band_rows:
+            _insert_bands(connection, self.band_rows)
+        if self.category_rows:
+            connection.execute(
+                insert_ignoring_conflicts(connection, story_categories, ["story_id", "category"]),
+                [{"story_id": story_id, "category": category} for story_id, category in sorted(self.category_rows)],
+            )
+
+
+def _insert_bands(connection: Connection, rows: Sequence[tuple[int, datetime, str]]) -> None:
+    """Band rows through the driver: 32 rows per item made SQLAlchemy's per-row type processing cost
+    more than the insert itself (bench/bench_similar.py)."""
+    dialect = connection.dialect
+    bind = UtcDateTime().dialect_impl(dialect).bind_processor(dialect) or _unchanged
+    place = "?" if dialect.paramstyle == "qmark" else "%s"
+    bound: dict[datetime, Any] = {}
+    values = [(key, bound[seen_at] if seen_at in bound else bound.setdefault(seen_at, bind(seen_at)), article_id)
+              for key, seen_at, article_id in rows]
+    connection.exec_driver_sql(
+        f"INSERT INTO signature_bands (band_key, seen_at, article_id) VALUES ({place}, {place}, {place})", values
     )
 
 
-def _candidates(connection: Connection, band_keys: Iterable[int], cutoff: datetime) -> list[StoredSignature]:
+def _member_count(connection: Connection, story_id: str) -> int:
+    query = select(stories.c.member_count).where(stories.c.story_id == story_id)
+    return int(connection.execute(query).scalar_one())
+
+
+def _story_categories(connection: Connection, story_ids: Collection[str]) -> dict[str, frozenset[str]]:
+    grouped: dict[str, set[str]] = {}
+    ordered = sorted(story_ids)
+    for begin in range(0, len(ordered), _CHUNK_SIZE):
+        query = select(story_categories.c.story_id, story_categories.c.category).where(
+            story_categories.c.story_id.in_(ordered[begin : begin + _CHUNK_SIZE]))
+        for story_id, category in connection.execute(query):
+            grouped.setdefault(story_id, set()).add(category)
+    return {story_id: frozenset(categories) for story_id, categories in grouped.items()}
+
+
+def _candidates(connection: Connection, band_keys: Sequence[int], cutoff: datetime) -> list[StoredSignature]:
     """The signed items of the window sharing a band key, at most CANDIDATES_PER_KEY per key."""
-    per_key = [
-        select(signature_bands.c.article_id)
-        .where(signature_bands.c.band_key == key, signature_bands.c.seen_at >= cutoff)
-        .order_by(signature_bands.c.seen_at.desc())
-        .limit(CANDIDATES_PER_KEY)
-        .subquery()
-        for key in sorted(set(band_keys))
-    ]
-    found = union(*(select(part.c.article_id) for part in per_key)).subquery()
-    query = select(
-        item_signatures.c.article_id, item_signatures.c.story_id, item_signatures.c.member_index,
-        item_signatures.c.seen_at, item_signatures.c.sketch, item_signatures.c.numbers,
-    ).where(item_signatures.c.article_id.in_(select(found.c.article_id)))
+    dialect = connection.dialect
+    sql, bind_cutoff, read_seen_at = _candidates_statement(dialect, len(band_keys))
+    parameters: Any
+    if dialect.paramstyle == "qmark":
+        parameters = (bind_cutoff(cutoff), *band_keys)
+    else:
+        parameters = {"cutoff": bind_cutoff(cutoff), **{f"k{band}": key for band, key in enumerate(band_keys)}}
     return [
-        StoredSignature(article_id, story_id, member_index, seen_at, bytes(sketch), frozenset(numbers.split()))
-        for article_id, story_id, member_index, seen_at, sketch, numbers in connection.execute(query)
+        StoredSignature(article_id, story_id, member_index, read_seen_at(seen_at), bytes(sketch),
+                        frozenset(numbers.split()))
+        for article_id, story_id, member_index, seen_at, sketch, numbers in connection.exec_driver_sql(sql, parameters)
     ]
+
+
+_Statement = tuple[str, Callable[[Any], Any], Callable[[Any], Any]]
+#: built statements by backend name and key count (a few per process)
+_STATEMENTS: dict[tuple[str, int], _Statement] = {}
+
+
+def _candidates_statement(dialect: Dialect, key_count: int) -> _Statement:
+    """The lookup as driver SQL for this backend, with the converters of its one datetime in and out.
+
+    One statement for all keys: a UNION of per-key lookups, each the newest CANDIDATES_PER_KEY rows of
+    the key (in the primary key's order), then the candidates' signatures. It is handed to the driver
+    as it is: as a Core construct SQLAlchemy spent ~2 ms per lookup building and binding it, ten times
+    what SQLite spends running it (bench/bench_similar.py). A derived table needs its alias in
+    PostgreSQL; SQLite refuses parentheses around a compound member, hence the derived tables.
+    """
+    found = _STATEMENTS.get((dialect.name, key_count))
+    if found is not None:
+        return found
+    if dialect.paramstyle == "qmark":  # sqlite3: ?1 is the cutoff, ?2… the keys
+        cutoff, keys = "?1", [f"?{band + 2}" for band in range(key_count)]
+    else:  # psycopg: pyformat
+        cutoff, keys = "%(cutoff)s", [f"%(k{band})s" for band in range(key_count)]
+    lookups = " UNION ".join(
+        f"SELECT article_id FROM (SELECT article_id FROM signature_bands WHERE band_key = {key} "
+        f"AND seen_at >= {cutoff} ORDER BY seen_at DESC LIMIT {CANDIDATES_PER_KEY}) AS b{band}"
+        for band, key in enumerate(keys)
+    )
+    sql = ("SELECT article_id, story_id, member_index, seen_at, sketch, numbers FROM item_signatures "
+           f"WHERE article_id IN ({lookups})")
+    # the type as this backend runs it: SQLite's text ⇄ datetime, then UtcDateTime's own step
+    moment = UtcDateTime().dialect_impl(dialect)
+    bind = moment.bind_processor(dialect) or _unchanged
+    read = moment.result_processor(dialect, None) or _unchanged
+    found = _STATEMENTS[(dialect.name, key_count)] = (sql, bind, read)
+    return found
+
+
+def _unchanged(value: Any) -> Any:
+    return value
 
 
 def _signed_ids(connection: Connection, article_ids: Collection[str]) -> set[str]:
