@@ -2,6 +2,7 @@
 
 Prints items/s and peak RSS for the first pass and the wall time of the unchanged second pass
 (all 304s). Usage: python bench/bench_poll.py [--sources 200] [--items 50] [--duplicates 0.15] [--hosts N]
+[--similar on|off] (same-story detection, on by default as in feeds.toml).
 
 Each source is served from a loopback address of its own (127.0.1.1, 127.0.1.2, …) by default, as 200
 newspapers are 200 hosts, so the shipped per-host politeness (one request at a time, 1 s apart) applies
@@ -38,6 +39,9 @@ def main() -> None:
     parser.add_argument("--gb18030-every", type=int, default=10, help="every Nth source is GB18030 (header says GB2312)")
     parser.add_argument("--hosts", type=int, help="loopback hosts the sources are spread over (default: one each)")
     parser.add_argument("--show", action="store_true", help="print each pass's summary")
+    parser.add_argument("--profile", metavar="FILE", help="write a cProfile of the first pass here")
+    parser.add_argument("--similar", choices=["on", "off"], default="on",
+                        help="same-story detection (settings.similar_detection; issue 14)")
     args = parser.parse_args()
     hosts = [_loopback_address(index) for index in range(min(args.hosts or args.sources, args.sources))]
 
@@ -64,6 +68,7 @@ def main() -> None:
             'store = "store/aggregator.db"',
             "allow_private_networks = true  # the corpus is served on loopback",
             "concurrency = 16",
+            f"similar_detection = {'true' if args.similar == 'on' else 'false'}",
         ]
         if len(hosts) < len(corpus):
             lines += ["# sources share hosts: lift the politeness limits so they are not what is measured",
@@ -73,11 +78,14 @@ def main() -> None:
             url = server.url(f"/{name}.xml", index % len(hosts))
             lines += ["", "[[sources]]", f'name = "{name}"', f'url = "{url}"', 'categories = ["bench"]']
         config.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        command = [sys.executable, "-m", "aggregator", "poll", "--all", "-q", "--config", str(config)]
+        profile = ["-m", "cProfile", "-o", args.profile] if args.profile else []
+        command = [sys.executable, *profile, "-m", "aggregator", "poll", "--all", "-q", "--config", str(config)]
         if args.show:
             command.remove("-q")
 
         first = _timed(command, args.show)
+        if args.profile:
+            command = [part for part in command if part not in profile]
         peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         second = _timed(command, args.show)
         startup = min(_timed([sys.executable, "-c", STARTUP_IMPORTS], False) for _ in range(3))

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from aggregator.categories import TITLE_SUFFIX
 from aggregator.config.load import Config, SimilarMode
 from aggregator.models import Item
 from aggregator.publish.layout import ALL_FEED
@@ -27,6 +26,9 @@ if TYPE_CHECKING:
 #: the `scheme` of the category that carries an entry's story id
 STORY_SCHEME = "tag:aggregator,2022:story"
 ALSO_IN = "同时刊登于："
+#: categories.TITLE_SUFFIX, the end of a learnt category's title (南通日报新闻); not imported from
+#: there, as that module loads pypinyin, which publishing never needs
+TITLE_SUFFIX = "新闻"
 
 
 @dataclass(frozen=True, slots=True)

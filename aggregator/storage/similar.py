@@ -8,6 +8,7 @@ of the window), so its cost does not grow with the store, however common a band 
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,6 +42,9 @@ from aggregator.storage.schema import (
 
 #: rows read per band key: the newest items of a key are the likeliest reprints of a new one
 CANDIDATES_PER_KEY = 8
+#: items compared per lookup, those sharing the most band keys: a story reprinted a hundred times
+#: (or a template) costs no more than a handful of comparisons
+MAX_CANDIDATES = 8
 #: members of a story read for one published entry ("同时刊登于" lists at most these)
 MEMBERS_SHOWN = 20
 _CHUNK_SIZE = 500
@@ -153,7 +157,9 @@ class _Batch:
         self._by_key: dict[int, list[StoredSignature]] = {}
 
     def candidates(self, band_keys: Iterable[int]) -> list[StoredSignature]:
-        return [stored for key in set(band_keys) for stored in self._by_key.get(key, ())]
+        """This batch's items sharing a band key, those sharing the most first, at most MAX_CANDIDATES."""
+        shared = Counter(stored for key in set(band_keys) for stored in self._by_key.get(key, ()))
+        return [stored for stored, _ in shared.most_common(MAX_CANDIDATES)]
 
     def start_story(self, item: SignedItem) -> None:
         self.member_counts[item.article_id] = 0
@@ -262,8 +268,9 @@ _STATEMENTS: dict[tuple[str, int], _Statement] = {}
 def _candidates_statement(dialect: Dialect, key_count: int) -> _Statement:
     """The lookup as driver SQL for this backend, with the converters of its one datetime in and out.
 
-    One statement for all keys: a UNION of per-key lookups, each the newest CANDIDATES_PER_KEY rows of
-    the key (in the primary key's order), then the candidates' signatures. It is handed to the driver
+    One statement for all keys: the per-key lookups, each the newest CANDIDATES_PER_KEY rows of the key
+    (in the primary key's order), counted per item; the MAX_CANDIDATES items sharing the most keys (the
+    likeliest to be the most similar, as LSH goes) come back with their signatures. It is handed to the driver
     as it is: as a Core construct SQLAlchemy spent ~2 ms per lookup building and binding it, ten times
     what SQLite spends running it (bench/bench_similar.py). A derived table needs its alias in
     PostgreSQL; SQLite refuses parentheses around a compound member, hence the derived tables.
@@ -275,13 +282,15 @@ def _candidates_statement(dialect: Dialect, key_count: int) -> _Statement:
         cutoff, keys = "?1", [f"?{band + 2}" for band in range(key_count)]
     else:  # psycopg: pyformat
         cutoff, keys = "%(cutoff)s", [f"%(k{band})s" for band in range(key_count)]
-    lookups = " UNION ".join(
+    lookups = " UNION ALL ".join(
         f"SELECT article_id FROM (SELECT article_id FROM signature_bands WHERE band_key = {key} "
         f"AND seen_at >= {cutoff} ORDER BY seen_at DESC LIMIT {CANDIDATES_PER_KEY}) AS b{band}"
         for band, key in enumerate(keys)
     )
-    sql = ("SELECT article_id, story_id, member_index, seen_at, sketch, numbers FROM item_signatures "
-           f"WHERE article_id IN ({lookups})")
+    sql = ("SELECT s.article_id, s.story_id, s.member_index, s.seen_at, s.sketch, s.numbers FROM "
+           f"(SELECT article_id, count(*) AS shared FROM ({lookups}) AS hits GROUP BY article_id "
+           f"ORDER BY shared DESC, article_id LIMIT {MAX_CANDIDATES}) AS c "
+           "JOIN item_signatures AS s ON s.article_id = c.article_id")
     # the type as this backend runs it: SQLite's text ⇄ datetime, then UtcDateTime's own step
     moment = UtcDateTime().dialect_impl(dialect)
     bind = moment.bind_processor(dialect) or _unchanged
