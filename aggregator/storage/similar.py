@@ -41,7 +41,7 @@ from aggregator.storage.schema import (
 )
 
 #: rows read per band key: the newest items of a key are the likeliest reprints of a new one
-CANDIDATES_PER_KEY = 8
+CANDIDATES_PER_KEY = 4
 #: items compared per lookup, those sharing the most band keys: a story reprinted a hundred times
 #: (or a template) costs no more than a handful of comparisons
 MAX_CANDIDATES = 8
