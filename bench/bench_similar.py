@@ -107,7 +107,7 @@ def render_svg(guarded: list[Score], unguarded: list[Score], chosen: float) -> s
     legend = [("#1f77b4", "", "precision"), ("#d62728", "", "recall"),
               ("#1f77b4", "6 4", "precision without the numbers guard")]
     for index, (colour, dash, label) in enumerate(legend):
-        ly = top + plot_h + 40 + 0 * index
+        ly = top + plot_h + 40
         lx = left + index * 150
         extra = f' stroke-dasharray="{dash}"' if dash else ""
         parts.append(f'<line x1="{lx}" x2="{lx + 24}" y1="{ly}" y2="{ly}" stroke="{colour}" stroke-width="2"{extra}/>'
