@@ -89,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     status = command("status", _status, "one row per source: state, last success, last error, next poll")
     status.add_argument("--json", action="store_true", help="machine-readable output")
 
+    similar = command("similar", _similar, "print the story an item belongs to: each member and its similarity")
+    similar.add_argument("item_id", metavar="ITEM_ID", help="the item's article_id (infoCode)")
+    similar.add_argument("--json", action="store_true", help="machine-readable output")
+
     clean = command("clean", _clean, "print what the cleaner makes of an HTML fragment")
     clean.add_argument("file", nargs="?", default="-", help="HTML file, or - for stdin (default)")
     clean.add_argument("--source", metavar="NAME", help="use this source's cleaning rules and URL")
@@ -290,10 +294,33 @@ def _status(args: argparse.Namespace, out: TextIO) -> int:
     config = _load(args)
     storage = open_storage(config.settings.store)
     try:
-        rows = status_rows(config, storage.get_source_states(), storage.items_per_source(), utc_now())
+        rows = status_rows(config, storage.get_source_states(), storage.items_per_source(), utc_now(),
+                           storage.story_counts_per_source())
+        totals = storage.story_counts()
     finally:
         storage.close()
     print(format_status(rows, as_json=args.json), file=out)
+    if not args.json:
+        print(f"stories: {totals.stories} of two or more items, {totals.merged_items} items merged "
+              f"into an earlier item's story", file=out)
+    return EXIT_OK
+
+
+def _similar(args: argparse.Namespace, out: TextIO) -> int:
+    from aggregator.ops.stories import format_story
+    from aggregator.storage import open_storage
+
+    config = _load(args)
+    storage = open_storage(config.settings.store)
+    try:
+        item = storage.get_item(args.item_id)
+        members = storage.story_members(args.item_id) if item is not None else []
+    finally:
+        storage.close()
+    if item is None:
+        print(f"aggregator: similar: no item {args.item_id} in the store", file=sys.stderr)
+        return EXIT_ERROR
+    print(format_story(args.item_id, members, as_json=args.json), file=out)
     return EXIT_OK
 
 

@@ -218,3 +218,17 @@ class UpdateOutcome:
     bytes_fetched: int = 0
     #: categories whose feeds must be republished
     changed_categories: frozenset[str] = frozenset()
+    #: new items that joined an earlier item's story (issue 14)
+    merged: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StoryCounts:
+    """Totals for `status` and /metrics."""
+
+    #: stories of two items or more
+    stories: int
+    #: items that joined an earlier item's story
+    merged_items: int
+    #: items signed (all of them; per source: those in a story of two or more)
+    signed_items: int

@@ -25,7 +25,7 @@ from aggregator import items, schedule
 from aggregator.config.load import Config, SourceConfig
 from aggregator.errors import SourceError
 from aggregator.fetch.client import Fetcher
-from aggregator.models import Candidate, Fetched, Item, NotModified, SourceState, UpdateOutcome
+from aggregator.models import Candidate, Fetched, Item, ItemChange, NotModified, SourceState, UpdateOutcome
 from aggregator.storage import Storage
 
 log = logging.getLogger("aggregator.update")
@@ -35,6 +35,19 @@ T = TypeVar("T")
 CronOf = Callable[[SourceConfig], Callable[[datetime], datetime | None] | None]
 #: the plan of a poll that stored no items (a 304, a failure)
 _NOTHING_STORED = items.StorePlan((), 0)
+
+
+@dataclass(frozen=True, slots=True)
+class _Stories:
+    """What grouping a poll's new items into stories did (issue 14)."""
+
+    #: new items that joined an earlier item's story
+    merged: int
+    #: categories of the stories that grew: their feeds show the new member
+    categories: frozenset[str]
+
+
+_NO_STORIES = _Stories(0, frozenset())
 
 
 def utc_now() -> datetime:
@@ -148,8 +161,22 @@ class Updater:
             inserted=plan.count("insert"), updated=plan.count("update"),
         )
         self.storage.apply_update(plan.writes, transition.state, parsed.found.new_category_titles)
+        stories = await self._group_stories(plan.writes, poll.now)
         return _report(poll, transition, fetch_seconds, plan=plan, skipped=len(parsed.found.skipped),
-                       bytes_fetched=len(fetched.body))
+                       bytes_fetched=len(fetched.body), stories=stories)
+
+    async def _group_stories(self, changes: Sequence[ItemChange], now: datetime) -> _Stories:
+        """Place the new items in stories (issue 14): how many joined an earlier item's story, and the
+        categories of the stories that grew (their entries list the new member, so they are republished)."""
+        new_items = [change.item for change in changes if change.action == "insert"]
+        if not new_items or not self.config.settings.similar_detection:
+            return _NO_STORIES
+        from aggregator.similar.detect import place_in_stories, sign_items
+
+        signatures = await self._run(sign_items, tuple((item.title, item.html) for item in new_items))
+        assignments = place_in_stories(self.storage, new_items, signatures, self.config.settings, now)
+        merges = [assignment for assignment in assignments if assignment.is_merge]
+        return _Stories(len(merges), frozenset(category for merge in merges for category in merge.story_categories))
 
     async def _parse_pages(self, source: SourceConfig, first: Fetched) -> _Parsed:
         """Parse the fetched document, and for paginated html sources the further list pages too."""
@@ -205,7 +232,7 @@ class Updater:
 
 def _report(
     poll: _Poll, transition: schedule.Transition, fetch_seconds: float, *, plan: items.StorePlan = _NOTHING_STORED,
-    skipped: int = 0, bytes_fetched: int = 0,
+    skipped: int = 0, bytes_fetched: int = 0, stories: _Stories | None = None,
 ) -> UpdateOutcome:
     """The outcome of a recorded poll, logged."""
     inserted, updated = plan.count("insert"), plan.count("update")
@@ -215,7 +242,8 @@ def _report(
         error=transition.error, next_poll_at=transition.state.next_poll_at,
         duration_seconds=time.monotonic() - poll.started, fetch_seconds=fetch_seconds,
         http_status=transition.state.last_status, bytes_fetched=bytes_fetched,
-        changed_categories=plan.changed_categories(),
+        changed_categories=plan.changed_categories() | (stories.categories if stories else frozenset()),
+        merged=stories.merged if stories else 0,
     )
     _log_outcome(outcome)
     return outcome

@@ -2,6 +2,7 @@
 
 Prints items/s and peak RSS for the first pass and the wall time of the unchanged second pass
 (all 304s). Usage: python bench/bench_poll.py [--sources 200] [--items 50] [--duplicates 0.15] [--hosts N]
+[--similar on|off] (same-story detection, on by default as in feeds.toml).
 
 Each source is served from a loopback address of its own (127.0.1.1, 127.0.1.2, …) by default, as 200
 newspapers are 200 hosts, so the shipped per-host politeness (one request at a time, 1 s apart) applies
@@ -38,6 +39,9 @@ def main() -> None:
     parser.add_argument("--gb18030-every", type=int, default=10, help="every Nth source is GB18030 (header says GB2312)")
     parser.add_argument("--hosts", type=int, help="loopback hosts the sources are spread over (default: one each)")
     parser.add_argument("--show", action="store_true", help="print each pass's summary")
+    parser.add_argument("--profile", metavar="FILE", help="write a cProfile of the first pass here")
+    parser.add_argument("--similar", choices=["on", "off"], default="on",
+                        help="same-story detection (settings.similar_detection; issue 14)")
     args = parser.parse_args()
     hosts = [_loopback_address(index) for index in range(min(args.hosts or args.sources, args.sources))]
 
@@ -64,6 +68,7 @@ def main() -> None:
             'store = "store/aggregator.db"',
             "allow_private_networks = true  # the corpus is served on loopback",
             "concurrency = 16",
+            f"similar_detection = {'true' if args.similar == 'on' else 'false'}",
         ]
         if len(hosts) < len(corpus):
             lines += ["# sources share hosts: lift the politeness limits so they are not what is measured",
@@ -73,21 +78,29 @@ def main() -> None:
             url = server.url(f"/{name}.xml", index % len(hosts))
             lines += ["", "[[sources]]", f'name = "{name}"', f'url = "{url}"', 'categories = ["bench"]']
         config.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        command = [sys.executable, "-m", "aggregator", "poll", "--all", "-q", "--config", str(config)]
+        profile = ["-m", "cProfile", "-o", args.profile] if args.profile else []
+        command = [sys.executable, *profile, "-m", "aggregator", "poll", "--all", "-q", "--config", str(config)]
         if args.show:
             command.remove("-q")
 
         first = _timed(command, args.show)
+        if args.profile:
+            command = [part for part in command if part not in profile]
         peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         second = _timed(command, args.show)
         startup = min(_timed([sys.executable, "-c", STARTUP_IMPORTS], False) for _ in range(3))
 
     print(f"corpus: {args.sources} sources x {args.items} items = {total_items} items "
           f"({distinct} distinct articles), {total_bytes / 1e6:.1f} MB of RSS, on {len(hosts)} loopback host(s)")
-    print(f"first pass:  {first:.2f} s wall, {total_items / first:,.0f} items/s, peak RSS {peak_rss_mb:.0f} MB")
+    print(f"first pass:  {first:.2f} s wall, {total_items / first:,.0f} items/s, peak RSS {peak_rss_mb:.0f} MB; "
+          f"{_CPU_SECONDS[0]:.2f} CPU s in all processes, {total_items / _CPU_SECONDS[0]:,.0f} items per CPU second")
     print(f"second pass: {second:.2f} s wall (unchanged: all 304), {first / second:.1f}x faster than the first")
     print(f"  of which interpreter start-up and imports: {startup:.2f} s; the passes' own work: "
           f"{first - startup:.2f} s vs {second - startup:.2f} s, {(first - startup) / (second - startup):.1f}x")
+
+
+#: CPU seconds (user + system) of each timed command and the processes it waited for (its pool workers)
+_CPU_SECONDS: list[float] = []
 
 
 def _loopback_address(index: int) -> str:
@@ -97,8 +110,11 @@ def _loopback_address(index: int) -> str:
 
 def _timed(command: list[str], show: bool) -> float:
     started = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    _CPU_SECONDS.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
     if show:
         print(result.stdout[-3000:], result.stderr[-3000:])
     if result.returncode != 0:

@@ -3,6 +3,8 @@ durations, path resolution, AGGREGATOR_STORE, and the shipped feeds.toml."""
 
 from __future__ import annotations
 
+import re
+
 from datetime import timedelta
 from pathlib import Path
 
@@ -278,6 +280,8 @@ def _documented_default(cell: str) -> object:
         return literal == "true"
     if literal.isdigit():
         return int(literal)
+    if re.fullmatch(r"\d+\.\d+", literal):
+        return float(literal)
     text = literal.strip('"')
     try:
         return parse_duration(text)

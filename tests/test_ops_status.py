@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from aggregator.config.load import CategoryConfig, Config, SourceConfig
-from aggregator.models import ErrorInfo, SourceState, SourceStatus
+from aggregator.models import ErrorInfo, SourceState, SourceStatus, StoryCounts
 from aggregator.ops.status import display_width, format_status, status_rows
 
 NOW = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
@@ -148,10 +148,20 @@ def test_json_output_has_one_object_per_source_with_iso_times() -> None:
         "last_error_stage": "fetch",
         "last_error_at": "2026-11-24T05:57:00+00:00",
         "hint": f"moved permanently: update feeds.toml url to {NEW_URL}",
+        "stories": 0,
+        "merged_items": 0,
     }
     assert data[1]["source"] == "南通日报"
     assert data[1]["state"] == "new"
     assert data[1]["last_success_at"] is None
+
+
+def test_rows_carry_the_story_counts_of_their_source() -> None:
+    counts = {"nantong": StoryCounts(stories=3, merged_items=2, signed_items=5)}
+    [row] = status_rows(_config(_source()), {"nantong": POLLED}, {"nantong": 5}, NOW, counts)
+
+    assert (row.stories, row.merged_items) == (3, 2)
+    assert json.loads(format_status([row], as_json=True))[0]["merged_items"] == 2
 
 
 def test_table_shows_relative_times_and_hints_under_their_row() -> None:

@@ -460,11 +460,15 @@ def test_postgresql_store_lives_in_the_schema_named_by_its_url(
     assert [name for (name,) in tables] == [
         "category_titles",
         "item_categories",
+        "item_signatures",
         "item_sources",
         "items",
         "schema_version",
         "search_documents",
+        "signature_bands",
         "sources",
+        "stories",
+        "story_categories",
     ]
 
 

@@ -52,7 +52,8 @@ def test_new_store_is_created_at_the_current_version(store_url: str) -> None:
             if "sqlite" in store_url or "://" not in store_url else set()
         )
         assert table_names(store) == {
-            "schema_version", "sources", "items", "item_categories", "item_sources", "category_titles", *search_tables
+            "schema_version", "sources", "items", "item_categories", "item_sources", "category_titles", *search_tables,
+            "item_signatures", "signature_bands", "stories", "story_categories",
         }
     finally:
         store.close()

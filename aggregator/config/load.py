@@ -97,6 +97,7 @@ ListenAddress = Annotated[str, AfterValidator(check_listen)]
 CssSelector = Annotated[str, AfterValidator(check_css_selector)]
 RegexPattern = Annotated[str, AfterValidator(check_regex)]
 StoreLocation = Annotated[str, AfterValidator(check_store)]
+SimilarMode = Literal["keep", "collapse"]
 # TOML has real integers and booleans: "5" or 1 where they are expected is a mistake, not a value
 StrictInt = Annotated[int, Field(strict=True)]
 StrictBool = Annotated[bool, Field(strict=True)]
@@ -172,6 +173,14 @@ class Settings(_Strict):
     retention: Duration | None = None
     #: items per category page of the website
     page_size: StrictInt = Field(default=50, ge=1, le=1000)
+    #: same-story detection across article ids (issue 14; docs/configuration.md, "Same story, many papers")
+    similar_detection: StrictBool = True
+    #: estimated similarity (0-1) at which two items are one story; chosen on tests/data/similar/
+    similar_threshold: Annotated[float, Field(strict=True, gt=0, le=1)] = 0.5
+    #: a new item is compared with the items first seen this long before it
+    similar_window: Duration = timedelta(days=7)
+    #: all.atom: one entry per story ("collapse") or every item ("keep")
+    similar: SimilarMode = "collapse"
 
 
 class CategoryConfig(_Strict):
@@ -179,6 +188,8 @@ class CategoryConfig(_Strict):
 
     title: str
     description: str | None = None
+    #: one entry per story ("collapse") or every item, marked with its story ("keep")
+    similar: SimilarMode = "keep"
 
 
 class JsonFields(_Strict):

@@ -132,6 +132,7 @@ class Daemon:
             await self._open_fetcher()
             states = self._storage.get_source_states()
             self._metrics.load_states(states, self._sources)
+            self._metrics.load_story_counts(self._storage.story_counts())
             self._scheduler.start()
             stack.callback(self._scheduler.shutdown, wait=False)
             self._scheduler.add_job(self._beat, IntervalTrigger(seconds=HEARTBEAT_SECONDS), id="heartbeat")
@@ -267,6 +268,8 @@ class Daemon:
             self._publisher.request(outcome.changed_categories)
         if outcome is not None and source.name in self._sources:  # a removed source's series stay dropped
             self._metrics.record_outcome(outcome, utc_now())
+        if outcome is not None and outcome.merged:
+            self._metrics.load_story_counts(self._storage.story_counts())
         if self._sources.get(source.name) != source:
             return  # a reload changed or removed the source meanwhile, and rescheduled it
         if outcome is not None and outcome.status == "retired":

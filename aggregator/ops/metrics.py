@@ -14,7 +14,7 @@ from typing import get_args, get_type_hints
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from aggregator.models import SourceState, UpdateOutcome
+from aggregator.models import SourceState, StoryCounts, UpdateOutcome
 
 #: fetch latency buckets in seconds: loopback answers in milliseconds, a slow newspaper server in
 #: tens of seconds, and settings.timeout defaults to 30 s.
@@ -62,6 +62,22 @@ class Metrics:
             ["source"],
             registry=self.registry,
         )
+        self.items_merged = Counter(
+            "aggregator_items_merged",
+            "New items that joined an earlier item's story (same-story detection), by source.",
+            ["source"],
+            registry=self.registry,
+        )
+        self.stories = Gauge(
+            "aggregator_stories",
+            "Stories of two or more items in the store.",
+            registry=self.registry,
+        )
+        self.story_merged_items = Gauge(
+            "aggregator_story_merged_items",
+            "Items in the store that joined an earlier item's story.",
+            registry=self.registry,
+        )
         self.consecutive_failures = Gauge(
             "aggregator_source_consecutive_failures",
             "Failed polls in a row; one success resets it.",
@@ -83,6 +99,11 @@ class Metrics:
             if state is not None and state.last_success_at is not None:
                 self.last_success.labels(name).set(state.last_success_at.timestamp())
 
+    def load_story_counts(self, counts: StoryCounts) -> None:
+        """Set the story gauges from the store's totals (at start, and after a poll that merged items)."""
+        self.stories.set(counts.stories)
+        self.story_merged_items.set(counts.merged_items)
+
     def record_outcome(self, outcome: UpdateOutcome, finished_at: datetime) -> None:
         """Count one poll; `finished_at` stamps a success (the outcome itself carries no time)."""
         name = outcome.source_name
@@ -93,6 +114,7 @@ class Metrics:
         self.bytes_fetched.labels(name).inc(outcome.bytes_fetched)
         self.items_inserted.labels(name).inc(outcome.inserted)
         self.items_updated.labels(name).inc(outcome.updated)
+        self.items_merged.labels(name).inc(outcome.merged)
         if outcome.error is not None:
             # counted like the store counts it, so the gauge agrees with `status` and survives restarts
             self.consecutive_failures.labels(name).inc()
@@ -106,6 +128,7 @@ class Metrics:
             self.bytes_fetched,
             self.items_inserted,
             self.items_updated,
+            self.items_merged,
             self.consecutive_failures,
             self.last_success,
         ):

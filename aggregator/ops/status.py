@@ -5,6 +5,7 @@ Pure: the caller reads the states and item counts from storage and passes `now`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from aggregator.config.load import Config, SourceConfig
-from aggregator.models import SourceState, SourceStatus
+from aggregator.models import SourceState, SourceStatus, StoryCounts
 from aggregator.schedule import is_retired
 
 #: a last error longer than this is cut in the table (JSON keeps all of it)
@@ -43,16 +44,26 @@ class StatusRow:
     hint: str | None
     #: the `now` the row was made at, for relative times in the table
     as_of: datetime
+    #: stories of two or more items that hold an item of this source (issue 14)
+    stories: int = 0
+    #: items of this source that joined an earlier item's story
+    merged_items: int = 0
 
 
 def status_rows(
-    config: Config, states: Mapping[str, SourceState], items_per_source: Mapping[str, int], now: datetime
+    config: Config, states: Mapping[str, SourceState], items_per_source: Mapping[str, int], now: datetime,
+    stories_per_source: Mapping[str, StoryCounts] | None = None,
 ) -> list[StatusRow]:
     """One row per source of the configuration, in feeds.toml order."""
-    return [
-        _make_row(source, states.get(source.name), items_per_source.get(source.name, 0), now)
-        for source in config.sources
-    ]
+    stories = stories_per_source or {}
+    rows = []
+    for source in config.sources:
+        row = _make_row(source, states.get(source.name), items_per_source.get(source.name, 0), now)
+        counts = stories.get(source.name)
+        if counts is not None:
+            row = dataclasses.replace(row, stories=counts.stories, merged_items=counts.merged_items)
+        rows.append(row)
+    return rows
 
 
 def _make_row(source: SourceConfig, state: SourceState | None, items: int, now: datetime) -> StatusRow:
@@ -124,6 +135,8 @@ def _row_json(row: StatusRow) -> dict[str, object]:
         "last_error_stage": row.last_error_stage,
         "last_error_at": iso(row.last_error_at),
         "hint": row.hint,
+        "stories": row.stories,
+        "merged_items": row.merged_items,
     }
 
 

@@ -42,6 +42,7 @@ from aggregator.publish.layout import (
     sealed_marker_file,
 )
 from aggregator.publish.opml import render_opml
+from aggregator.publish.stories import present_stories
 
 if TYPE_CHECKING:
     from aggregator.storage import Purged, Storage
@@ -147,10 +148,10 @@ def _publish_feed(storage: Storage, config: Config, output_dir: Path, name: str)
     """The subscription document, its JSON twin and its archive pages; True if any file changed."""
     category = None if name == ALL_FEED else name
     plan = plan_archive(storage.count_items(category), config.settings.max_items_per_feed)
-    items = _items_at(storage, category, plan.current_range())
+    items, stories = present_stories(storage, config, name, _items_at(storage, category, plan.current_range()))
     document = describe_feed(config, name, plan)
     with _writing(output_dir / atom_file(name), name):
-        changed = write_with_gzip(output_dir / atom_file(name), render_atom(document, items, config))
+        changed = write_with_gzip(output_dir / atom_file(name), render_atom(document, items, config, stories))
         changed |= write_with_gzip(output_dir / json_file(name), render_json_feed(document, items, config))
         changed |= _publish_archive(storage, config, output_dir, name, plan)
     return changed
@@ -179,8 +180,8 @@ def _publish_archive(storage: Storage, config: Config, output_dir: Path, name: s
         path = output_dir / archive_file(name, page)
         if plan.is_sealed(page) and page <= kept_pages and path.exists():
             continue
-        items = _items_at(storage, category, plan.page_range(page))
-        changed |= write_with_gzip(path, render_atom(describe_feed(config, name, plan, page), items, config))
+        items, stories = present_stories(storage, config, name, _items_at(storage, category, plan.page_range(page)))
+        changed |= write_with_gzip(path, render_atom(describe_feed(config, name, plan, page), items, config, stories))
     write_if_changed(marker, seal.to_bytes())
     return changed
 

@@ -9,7 +9,7 @@ feedparser without bozo.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -26,6 +26,7 @@ from aggregator.models import Item
 from aggregator.publish.archive import ArchivePlan
 from aggregator.publish.layout import ALL_FEED, archive_file, atom_file, file_url, site_url
 from aggregator.publish.page_layout import article_key
+from aggregator.publish.stories import STORY_SCHEME, EntryStory, RelatedLink
 
 #: RFC 4151 tag URIs: stable whatever base_url the feeds move to
 TAG_PREFIX = "tag:aggregator,2022:"
@@ -99,8 +100,11 @@ def describe_feed(config: Config, name: str, plan: ArchivePlan, page: int | None
     )
 
 
-def render_atom(document: FeedDocument, items: Sequence[Item], config: Config) -> bytes:
-    """The Atom document holding `items`, newest first, as UTF-8 bytes."""
+def render_atom(
+    document: FeedDocument, items: Sequence[Item], config: Config, stories: Mapping[str, EntryStory] | None = None
+) -> bytes:
+    """The Atom document holding `items`, newest first, as UTF-8 bytes; `stories` marks the entries of
+    a story (publish/stories.py): its id as a category, the other papers' copies as related links."""
     entries = sort_newest_first(items)
     updated = max((item.updated for item in entries), default=EMPTY_FEED_UPDATED)
 
@@ -143,9 +147,13 @@ def render_atom(document: FeedDocument, items: Sequence[Item], config: Config) -
             fe.author({"name": _xml_text(item.author)})
         for term in sorted(item.categories):
             fe.category(term=term, label=_xml_text(feed_title(config, term)))
+        story = stories.get(item.article_id) if stories else None
+        if story is not None:
+            fe.category(term=story.story_id, scheme=STORY_SCHEME)
         fe.register_extension("extras", _EntryExtras, atom=True, rss=False)
         fe.extras.alternate_url, fe.extras.via_url = entry_links(item, config)
         fe.extras.source_title = _xml_text(", ".join(sorted(item.sources)))
+        fe.extras.related = story.related if story is not None else ()
     result: bytes = fg.atom_str(pretty=True, encoding="UTF-8", xml_declaration=True)
     return result
 
@@ -213,7 +221,7 @@ class _ArchiveMarker(BaseExtension):  # type: ignore[misc]
 
 
 class _EntryExtras(BaseEntryExtension):  # type: ignore[misc]
-    """The entry's `rel="alternate"` link and its `<source>`, which feedgen 1.0 cannot write.
+    """The entry's `rel="alternate"` and `rel="related"` links and its `<source>`, which feedgen 1.0 cannot write.
 
     feedgen's `FeedEntry.link()` drops `rel` and `type` when serialising Atom (its loop variable
     shadows the dict), and its `source()` insists on a link, while a source's polling URL is no
@@ -223,12 +231,16 @@ class _EntryExtras(BaseEntryExtension):  # type: ignore[misc]
     alternate_url: str | None = None
     via_url: str | None = None
     source_title = ""
+    #: other papers' copies of the entry's story (issue 14)
+    related: tuple[RelatedLink, ...] = ()
 
     def extend_atom(self, entry: Any) -> Any:
         if self.alternate_url:
             xml_elem("link", entry, href=self.alternate_url, rel="alternate", type="text/html")
         if self.via_url:
             xml_elem("link", entry, href=self.via_url, rel="via", type="text/html")
+        for link in self.related:
+            xml_elem("link", entry, href=link.url, rel="related", type="text/html", title=_xml_text(link.title))
         if self.source_title:
             source = xml_elem("source", entry)
             xml_elem("title", source).text = self.source_title

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,15 +19,19 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 
 from aggregator.errors import StorageError
-from aggregator.models import Item, ItemChange, SourceState, StoredItem
-from aggregator.storage import categories, items, retention, schema, search, search_index, sources
+from aggregator.models import Item, ItemChange, SourceState, StoredItem, StoryCounts
+from aggregator.storage import categories, items, retention, schema, search, search_index, similar, sources
 from aggregator.storage.errors import wrap_storage_errors
 from aggregator.storage.items import CategoryStats
 from aggregator.storage.lock import advisory_key, hold_advisory_lock, hold_file_lock
 from aggregator.storage.retention import Purged
 from aggregator.storage.search import SearchPage
+from aggregator.storage.similar import SignedItem, StoryAssignment, StoryMember, StoryView
 
-__all__ = ["CategoryStats", "Purged", "SearchPage", "SqlStorage", "Storage", "connect_storage", "open_storage", "wrap_storage_errors"]
+__all__ = [
+    "CategoryStats", "Purged", "SearchPage", "SignedItem", "SqlStorage", "Storage", "StoryAssignment",
+    "StoryCounts", "StoryMember", "StoryView", "connect_storage", "open_storage", "wrap_storage_errors",
+]
 
 #: how long a SQLite statement waits for another connection's write lock before "database is locked"
 SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
@@ -95,6 +99,28 @@ class Storage(Protocol):
     def purge_items_before(self, cutoff: datetime) -> Purged:
         """Remove items listed before `cutoff` (settings.retention); positions stay dense."""
         ...
+
+    def assign_stories(
+        self, signed: Sequence[SignedItem], *, threshold: float, window: timedelta, now: datetime
+    ) -> list[StoryAssignment]:
+        """Place new items in stories (issue 14), in order, in ONE transaction; signed items are skipped."""
+        ...
+
+    def story_members(self, article_id: str) -> list[StoryMember]:
+        """Every member of the item's story, representative first; [] for an item never signed."""
+        ...
+
+    def stories_of(self, article_ids: Collection[str]) -> dict[str, StoryView]:
+        """The stories of two or more members the given items belong to, by article_id."""
+        ...
+
+    def earlier_members_in(self, article_ids: Collection[str], category: str) -> set[str]:
+        """Those of the given items that have an earlier member of their story in `category`."""
+        ...
+
+    def story_counts(self) -> StoryCounts: ...
+
+    def story_counts_per_source(self) -> dict[str, StoryCounts]: ...
 
 
 def open_storage(url: str) -> Storage:
@@ -244,6 +270,34 @@ class SqlStorage:
     def purge_items_before(self, cutoff: datetime) -> Purged:
         with wrap_storage_errors("could not remove items past retention"), self._write() as connection:
             return retention.purge_items_before(connection, cutoff)
+    def assign_stories(
+        self, signed: Sequence[SignedItem], *, threshold: float, window: timedelta, now: datetime
+    ) -> list[StoryAssignment]:
+        if not signed:
+            return []
+        with wrap_storage_errors("could not save stories"), self._write() as connection:
+            return similar.assign_stories(connection, signed, threshold, window, now)
+
+    def story_members(self, article_id: str) -> list[StoryMember]:
+        with wrap_storage_errors(f"could not read the story of item {article_id}"), self._read() as connection:
+            story_id = similar.select_story_id(connection, article_id)
+            return [] if story_id is None else similar.select_story_members(connection, story_id)
+
+    def stories_of(self, article_ids: Collection[str]) -> dict[str, StoryView]:
+        with wrap_storage_errors("could not read stories"), self._read() as connection:
+            return similar.select_stories_of(connection, article_ids)
+
+    def earlier_members_in(self, article_ids: Collection[str], category: str) -> set[str]:
+        with wrap_storage_errors("could not read stories"), self._read() as connection:
+            return similar.select_earlier_members_in(connection, article_ids, category)
+
+    def story_counts(self) -> StoryCounts:
+        with wrap_storage_errors("could not count stories"), self._read() as connection:
+            return similar.count_stories(connection)
+
+    def story_counts_per_source(self) -> dict[str, StoryCounts]:
+        with wrap_storage_errors("could not count stories per source"), self._read() as connection:
+            return similar.count_stories_per_source(connection)
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Connection]:

@@ -15,14 +15,17 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     ColumnElement,
     Connection,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -151,6 +154,60 @@ category_titles = Table(
 )
 
 
+#: one row per signed item (issue 14): its sketch, and its place in a story (aggregator/similar/)
+item_signatures = Table(
+    "item_signatures",
+    metadata,
+    Column("article_id", String, ForeignKey("items.article_id"), primary_key=True),
+    #: bottom-k sketch, SKETCH_SIZE little-endian uint32 (similar/signature.py)
+    Column("sketch", LargeBinary, nullable=False),
+    #: the numbers of the story text, space-separated
+    Column("numbers", Text, nullable=False),
+    Column("shingle_count", Integer, nullable=False),
+    #: when the item was signed (its first_seen); the window counts from here
+    Column("seen_at", UtcDateTime, nullable=False),
+    #: the article_id of the story's first item, its representative
+    Column("story_id", String, nullable=False),
+    #: 0 for the representative, then 1, 2, … in the order members joined
+    Column("member_index", Integer, nullable=False),
+    #: the earlier item this one was found to reprint, and their estimated similarity
+    Column("matched_id", String),
+    Column("similarity", Float),
+    UniqueConstraint("story_id", "member_index"),
+)
+
+#: LSH band keys of the signed items of the window: the index that finds an item's candidates
+signature_bands = Table(
+    "signature_bands",
+    metadata,
+    Column("band_key", BigInteger, nullable=False),
+    Column("seen_at", UtcDateTime, nullable=False),
+    Column("article_id", String, nullable=False),
+    # the key's newest rows first: a lookup reads a bounded number of rows per key
+    PrimaryKeyConstraint("band_key", "seen_at", "article_id"),
+)
+Index("ix_signature_bands_seen_at", signature_bands.c.seen_at)
+
+#: one row per story (a singleton too): its size and when it last gained a member
+stories = Table(
+    "stories",
+    metadata,
+    Column("story_id", String, primary_key=True),
+    Column("member_count", Integer, nullable=False),
+    Column("updated", UtcDateTime, nullable=False),
+)
+# counting the stories of two or more (status, /metrics) reads only those
+Index("ix_stories_member_count", stories.c.member_count)
+
+#: every category a story's members are filed under: the feeds to republish when it grows
+story_categories = Table(
+    "story_categories",
+    metadata,
+    Column("story_id", String, nullable=False),
+    Column("category", String, nullable=False),
+    PrimaryKeyConstraint("story_id", "category"),
+)
+
 def newest_first_key() -> ColumnElement[datetime]:
     """The listing date: when the source says it was published, else when we first saw it.
 
@@ -171,10 +228,14 @@ def _add_category_titles(connection: Connection) -> None:
     metadata.create_all(connection, tables=[category_titles])
 
 
+def _add_stories(connection: Connection) -> None:
+    metadata.create_all(connection, tables=[item_signatures, signature_bands, stories, story_categories])
+
+
 Migration = Callable[[Connection], None]
 
 #: MIGRATIONS[i] takes the store from version i to version i + 1
-MIGRATIONS: tuple[Migration, ...] = (_create_version_1, _add_category_titles, create_search_index)
+MIGRATIONS: tuple[Migration, ...] = (_create_version_1, _add_category_titles, create_search_index, _add_stories)
 
 
 def migrate(connection: Connection, migrations: Sequence[Migration] = MIGRATIONS) -> int:

@@ -1,0 +1,422 @@
+"""Story queries: sign new items into stories through the band index, read stories back for publishing and ops.
+
+The decision of which story an item joins is clusters.best_match's; this module finds its candidates
+and writes the outcome down. A lookup reads at most CANDIDATES_PER_KEY rows per band key (the newest
+of the window), so its cost does not grow with the store, however common a band key becomes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Dialect,
+    bindparam,
+    case,
+    delete,
+    func,
+    select,
+    update,
+)
+
+from aggregator.models import StoryCounts
+from aggregator.similar.clusters import StoredSignature, StoryMatch, best_match
+from aggregator.similar.signature import Signature
+from aggregator.storage.schema import (
+    UtcDateTime,
+    insert_ignoring_conflicts,
+    item_categories,
+    item_signatures,
+    item_sources,
+    items,
+    signature_bands,
+    stories,
+    story_categories,
+)
+
+#: rows read per band key: the newest items of a key are the likeliest reprints of a new one
+CANDIDATES_PER_KEY = 4
+#: items compared per lookup, those sharing the most band keys: a story reprinted a hundred times
+#: (or a template) costs no more than a handful of comparisons
+MAX_CANDIDATES = 8
+#: members of a story read for one published entry ("同时刊登于" lists at most these)
+MEMBERS_SHOWN = 20
+_CHUNK_SIZE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class SignedItem:
+    """A new item and its signature, ready to be placed in a story."""
+
+    article_id: str
+    categories: frozenset[str]
+    seen_at: datetime
+    signature: Signature
+
+
+@dataclass(frozen=True, slots=True)
+class StoryAssignment:
+    """Where one item went: a new story of its own, or an earlier item's story."""
+
+    article_id: str
+    story_id: str
+    #: the earlier item it reprints (None: it starts a story)
+    matched_id: str | None
+    similarity: float | None
+    #: categories of every member of the story (when it joined one): their feeds show the story
+    story_categories: frozenset[str]
+
+    @property
+    def is_merge(self) -> bool:
+        return self.matched_id is not None
+
+
+@dataclass(frozen=True, slots=True)
+class StoryMember:
+    """One item of a story, as `aggregator similar` and the feeds show it."""
+
+    article_id: str
+    story_id: str
+    member_index: int
+    title: str
+    url: str | None
+    categories: frozenset[str]
+    sources: frozenset[str]
+    seen_at: datetime
+    matched_id: str | None
+    similarity: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoryView:
+    """A story with more than one member, as one feed page needs it."""
+
+    story_id: str
+    member_count: int
+    #: when the story last gained a member
+    updated: datetime
+    #: the first MEMBERS_SHOWN members, in joining order
+    members: tuple[StoryMember, ...]
+
+
+def assign_stories(
+    connection: Connection, signed: Sequence[SignedItem], threshold: float, window: timedelta, now: datetime
+) -> list[StoryAssignment]:
+    """Place each item in the story of its most similar earlier item within `window`, or a new one.
+
+    Earlier batches are found through the band index, earlier items of this batch through the same
+    keys in memory; everything is written at the end with one executemany per table.
+    """
+    cutoff = now - window
+    connection.execute(delete(signature_bands).where(signature_bands.c.seen_at < cutoff))
+    done = _signed_ids(connection, [item.article_id for item in signed])
+    batch = _Batch()
+    for item in signed:
+        if item.article_id in done:  # signed already: a retried poll never moves an item
+            continue
+        done.add(item.article_id)
+        signature = item.signature
+        candidates: list[StoredSignature] = []
+        if signature.is_matchable:
+            candidates = _candidates(connection, signature.band_keys, cutoff) + batch.candidates(signature.band_keys)
+        match = best_match(signature, candidates, threshold)
+        if match is None:
+            batch.start_story(item)
+        else:
+            if match.story_id not in batch.member_counts:
+                batch.member_counts[match.story_id] = _member_count(connection, match.story_id)
+            batch.join_story(item, match)
+    batch.write(connection)
+    categories = _story_categories(connection, {a.story_id for a in batch.assignments if a.is_merge})
+    return [
+        dataclasses.replace(a, story_categories=categories.get(a.story_id, frozenset())) if a.is_merge else a
+        for a in batch.assignments
+    ]
+
+
+class _Batch:
+    """The stories one assign_stories call decides, kept in memory until written in one go."""
+
+    def __init__(self) -> None:
+        self.assignments: list[StoryAssignment] = []
+        #: story_id → members so far (stories of this batch, and stored stories this batch grows)
+        self.member_counts: dict[str, int] = {}
+        self.new_stories: set[str] = set()
+        #: story_id → seen_at of its newest member
+        self.updated: dict[str, datetime] = {}
+        self.signature_rows: list[dict[str, Any]] = []
+        self.band_rows: list[tuple[int, datetime, str]] = []
+        self.category_rows: set[tuple[str, str]] = set()
+        #: band key → this batch's items with it, newest last, at most CANDIDATES_PER_KEY
+        self._by_key: dict[int, list[StoredSignature]] = {}
+
+    def candidates(self, band_keys: Iterable[int]) -> list[StoredSignature]:
+        """This batch's items sharing a band key, those sharing the most first, at most MAX_CANDIDATES."""
+        shared = Counter(stored for key in set(band_keys) for stored in self._by_key.get(key, ()))
+        return [stored for stored, _ in shared.most_common(MAX_CANDIDATES)]
+
+    def start_story(self, item: SignedItem) -> None:
+        self.member_counts[item.article_id] = 0
+        self.new_stories.add(item.article_id)
+        self._add(item, item.article_id, None)
+
+    def join_story(self, item: SignedItem, match: StoryMatch) -> None:
+        self._add(item, match.story_id, match)
+
+    def _add(self, item: SignedItem, story_id: str, match: StoryMatch | None) -> None:
+        signature = item.signature
+        member_index = self.member_counts[story_id]
+        self.member_counts[story_id] = member_index + 1
+        self.updated[story_id] = item.seen_at
+        self.signature_rows.append({
+            "article_id": item.article_id, "sketch": signature.sketch, "numbers": " ".join(sorted(signature.numbers)),
+            "shingle_count": signature.shingle_count, "seen_at": item.seen_at, "story_id": story_id,
+            "member_index": member_index, "matched_id": match.article_id if match else None,
+            "similarity": match.similarity if match else None,
+        })
+        if signature.is_matchable:
+            stored = StoredSignature(item.article_id, story_id, member_index, item.seen_at, signature.sketch,
+                                     signature.numbers)
+            for key in set(signature.band_keys):
+                self.band_rows.append((key, item.seen_at, item.article_id))
+                same_key = self._by_key.setdefault(key, [])
+                same_key.append(stored)
+                del same_key[:-CANDIDATES_PER_KEY]
+        self.category_rows.update((story_id, category) for category in item.categories)
+        self.assignments.append(StoryAssignment(
+            item.article_id, story_id, match.article_id if match else None,
+            match.similarity if match else None, frozenset(),
+        ))
+
+    def write(self, connection: Connection) -> None:
+        created = [{"story_id": story_id, "member_count": self.member_counts[story_id],
+                    "updated": self.updated[story_id]} for story_id in sorted(self.new_stories)]
+        grown = [{"key": story_id, "member_count": count, "updated": self.updated[story_id]}
+                 for story_id, count in sorted(self.member_counts.items()) if story_id not in self.new_stories]
+        if created:
+            connection.execute(stories.insert(), created)
+        if grown:
+            connection.execute(update(stories).where(stories.c.story_id == bindparam("key")), grown)
+        if self.signature_rows:
+            connection.execute(item_signatures.insert(), self.signature_rows)
+        if self.band_rows:
+            _insert_bands(connection, self.band_rows)
+        if self.category_rows:
+            connection.execute(
+                insert_ignoring_conflicts(connection, story_categories, ["story_id", "category"]),
+                [{"story_id": story_id, "category": category} for story_id, category in sorted(self.category_rows)],
+            )
+
+
+def _insert_bands(connection: Connection, rows: Sequence[tuple[int, datetime, str]]) -> None:
+    """Band rows through the driver: 32 rows per item made SQLAlchemy's per-row type processing cost
+    more than the insert itself (bench/bench_similar.py)."""
+    dialect = connection.dialect
+    bind = UtcDateTime().dialect_impl(dialect).bind_processor(dialect) or _unchanged
+    place = "?" if dialect.paramstyle == "qmark" else "%s"
+    bound: dict[datetime, Any] = {}
+    values = [(key, bound[seen_at] if seen_at in bound else bound.setdefault(seen_at, bind(seen_at)), article_id)
+              for key, seen_at, article_id in rows]
+    connection.exec_driver_sql(
+        f"INSERT INTO signature_bands (band_key, seen_at, article_id) VALUES ({place}, {place}, {place})", values
+    )
+
+
+def _member_count(connection: Connection, story_id: str) -> int:
+    query = select(stories.c.member_count).where(stories.c.story_id == story_id)
+    return int(connection.execute(query).scalar_one())
+
+
+def _story_categories(connection: Connection, story_ids: Collection[str]) -> dict[str, frozenset[str]]:
+    grouped: dict[str, set[str]] = {}
+    ordered = sorted(story_ids)
+    for begin in range(0, len(ordered), _CHUNK_SIZE):
+        query = select(story_categories.c.story_id, story_categories.c.category).where(
+            story_categories.c.story_id.in_(ordered[begin : begin + _CHUNK_SIZE]))
+        for story_id, category in connection.execute(query):
+            grouped.setdefault(story_id, set()).add(category)
+    return {story_id: frozenset(categories) for story_id, categories in grouped.items()}
+
+
+def _candidates(connection: Connection, band_keys: Sequence[int], cutoff: datetime) -> list[StoredSignature]:
+    """The signed items of the window sharing a band key, at most CANDIDATES_PER_KEY per key."""
+    dialect = connection.dialect
+    sql, bind_cutoff, read_seen_at = _candidates_statement(dialect, len(band_keys))
+    parameters: Any
+    if dialect.paramstyle == "qmark":
+        parameters = (bind_cutoff(cutoff), *band_keys)
+    else:
+        parameters = {"cutoff": bind_cutoff(cutoff), **{f"k{band}": key for band, key in enumerate(band_keys)}}
+    return [
+        StoredSignature(article_id, story_id, member_index, read_seen_at(seen_at), bytes(sketch),
+                        frozenset(numbers.split()))
+        for article_id, story_id, member_index, seen_at, sketch, numbers in connection.exec_driver_sql(sql, parameters)
+    ]
+
+
+_Statement = tuple[str, Callable[[Any], Any], Callable[[Any], Any]]
+#: built statements by backend name and key count (a few per process)
+_STATEMENTS: dict[tuple[str, int], _Statement] = {}
+
+
+def _candidates_statement(dialect: Dialect, key_count: int) -> _Statement:
+    """The lookup as driver SQL for this backend, with the converters of its one datetime in and out.
+
+    One statement for all keys: the per-key lookups, each the newest CANDIDATES_PER_KEY rows of the key
+    (in the primary key's order), counted per item; the MAX_CANDIDATES items sharing the most keys (the
+    likeliest to be the most similar, as LSH goes) come back with their signatures. It is handed to the driver
+    as it is: as a Core construct SQLAlchemy spent ~2 ms per lookup building and binding it, ten times
+    what SQLite spends running it (bench/bench_similar.py). A derived table needs its alias in
+    PostgreSQL; SQLite refuses parentheses around a compound member, hence the derived tables.
+    """
+    found = _STATEMENTS.get((dialect.name, key_count))
+    if found is not None:
+        return found
+    if dialect.paramstyle == "qmark":  # sqlite3: ?1 is the cutoff, ?2… the keys
+        cutoff, keys = "?1", [f"?{band + 2}" for band in range(key_count)]
+    else:  # psycopg: pyformat
+        cutoff, keys = "%(cutoff)s", [f"%(k{band})s" for band in range(key_count)]
+    lookups = " UNION ALL ".join(
+        f"SELECT article_id FROM (SELECT article_id FROM signature_bands WHERE band_key = {key} "
+        f"AND seen_at >= {cutoff} ORDER BY seen_at DESC LIMIT {CANDIDATES_PER_KEY}) AS b{band}"
+        for band, key in enumerate(keys)
+    )
+    sql = ("SELECT s.article_id, s.story_id, s.member_index, s.seen_at, s.sketch, s.numbers FROM "
+           f"(SELECT article_id, count(*) AS shared FROM ({lookups}) AS hits GROUP BY article_id "
+           f"ORDER BY shared DESC, article_id LIMIT {MAX_CANDIDATES}) AS c "
+           "JOIN item_signatures AS s ON s.article_id = c.article_id")
+    # the type as this backend runs it: SQLite's text ⇄ datetime, then UtcDateTime's own step
+    moment = UtcDateTime().dialect_impl(dialect)
+    bind = moment.bind_processor(dialect) or _unchanged
+    read = moment.result_processor(dialect, None) or _unchanged
+    found = _STATEMENTS[(dialect.name, key_count)] = (sql, bind, read)
+    return found
+
+
+def _unchanged(value: Any) -> Any:
+    return value
+
+
+def _signed_ids(connection: Connection, article_ids: Collection[str]) -> set[str]:
+    found: set[str] = set()
+    ordered = sorted(set(article_ids))
+    for begin in range(0, len(ordered), _CHUNK_SIZE):
+        chunk = ordered[begin : begin + _CHUNK_SIZE]
+        query = select(item_signatures.c.article_id).where(item_signatures.c.article_id.in_(chunk))
+        found.update(connection.execute(query).scalars())
+    return found
+
+
+def select_story_members(connection: Connection, story_id: str, limit: int | None = None) -> list[StoryMember]:
+    """A story's members in joining order (the representative first)."""
+    query = (
+        select(
+            item_signatures.c.article_id, item_signatures.c.story_id, item_signatures.c.member_index,
+            items.c.title, items.c.url, item_signatures.c.seen_at, item_signatures.c.matched_id,
+            item_signatures.c.similarity,
+        )
+        .join(items, items.c.article_id == item_signatures.c.article_id)
+        .where(item_signatures.c.story_id == story_id)
+        .order_by(item_signatures.c.member_index)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    rows = list(connection.execute(query))
+    ids = [row[0] for row in rows]
+    categories = _grouped(connection, item_categories.c.category, ids)
+    sources = _grouped(connection, item_sources.c.source, ids)
+    return [
+        StoryMember(article_id, story, index, title, url, frozenset(categories.get(article_id, ())),
+                    frozenset(sources.get(article_id, ())), seen_at, matched_id, similarity)
+        for article_id, story, index, title, url, seen_at, matched_id, similarity in rows
+    ]
+
+
+def select_story_id(connection: Connection, article_id: str) -> str | None:
+    query = select(item_signatures.c.story_id).where(item_signatures.c.article_id == article_id)
+    found: str | None = connection.execute(query).scalar_one_or_none()
+    return found
+
+
+def select_stories_of(connection: Connection, article_ids: Collection[str]) -> dict[str, StoryView]:
+    """The stories of more than one member that the given items belong to, by article_id."""
+    story_of: dict[str, str] = {}
+    ordered = sorted(set(article_ids))
+    for begin in range(0, len(ordered), _CHUNK_SIZE):
+        query = (
+            select(item_signatures.c.article_id, item_signatures.c.story_id)
+            .join(stories, stories.c.story_id == item_signatures.c.story_id)
+            .where(item_signatures.c.article_id.in_(ordered[begin : begin + _CHUNK_SIZE]), stories.c.member_count > 1)
+        )
+        story_of.update((article_id, story_id) for article_id, story_id in connection.execute(query))
+    views: dict[str, StoryView] = {}
+    for story_id in sorted(set(story_of.values())):
+        count, updated = connection.execute(
+            select(stories.c.member_count, stories.c.updated).where(stories.c.story_id == story_id)
+        ).one()
+        members = tuple(select_story_members(connection, story_id, MEMBERS_SHOWN))
+        views[story_id] = StoryView(story_id, count, updated, members)
+    return {article_id: views[story_id] for article_id, story_id in story_of.items()}
+
+
+def select_earlier_members_in(connection: Connection, article_ids: Collection[str], category: str) -> set[str]:
+    """Those of the given items that have an earlier member of their story in `category`."""
+    mine = item_signatures.alias("mine")
+    earlier = item_signatures.alias("earlier")
+    query = (
+        select(mine.c.article_id)
+        .join(earlier, (earlier.c.story_id == mine.c.story_id) & (earlier.c.member_index < mine.c.member_index))
+        .join(item_categories, item_categories.c.article_id == earlier.c.article_id)
+        .where(mine.c.article_id.in_(bindparam("ids", expanding=True)), item_categories.c.category == category)
+        .distinct()
+    )
+    found: set[str] = set()
+    ordered = sorted(set(article_ids))
+    for begin in range(0, len(ordered), _CHUNK_SIZE):
+        found.update(connection.execute(query, {"ids": ordered[begin : begin + _CHUNK_SIZE]}).scalars())
+    return found
+
+
+def count_stories(connection: Connection) -> StoryCounts:
+    many = stories.c.member_count > 1
+    story_count, merged = connection.execute(
+        select(func.count(), func.coalesce(func.sum(stories.c.member_count - 1), 0)).where(many)
+    ).one()
+    signed = connection.execute(select(func.count()).select_from(item_signatures)).scalar_one()
+    return StoryCounts(int(story_count), int(merged), int(signed))
+
+
+def count_stories_per_source(connection: Connection) -> dict[str, StoryCounts]:
+    """Per source: the stories of two or more its items are in, and its items that joined an earlier story."""
+    in_story = (
+        select(item_sources.c.source, item_signatures.c.story_id, item_signatures.c.member_index)
+        .join(item_signatures, item_signatures.c.article_id == item_sources.c.article_id)
+        .join(stories, stories.c.story_id == item_signatures.c.story_id)
+        .where(stories.c.member_count > 1)
+        .subquery()
+    )
+    query = select(
+        in_story.c.source,
+        func.count(in_story.c.story_id.distinct()),
+        func.sum(case((in_story.c.member_index > 0, 1), else_=0)),
+        func.count(),
+    ).group_by(in_story.c.source)
+    return {
+        source: StoryCounts(int(story_count), int(merged or 0), int(signed))
+        for source, story_count, merged, signed in connection.execute(query)
+    }
+
+
+def _grouped(connection: Connection, column: Any, ids: Sequence[str]) -> Mapping[str, set[str]]:
+    grouped: dict[str, set[str]] = {}
+    for begin in range(0, len(ids), _CHUNK_SIZE):
+        query = select(column.table.c.article_id, column).where(column.table.c.article_id.in_(ids[begin : begin + _CHUNK_SIZE]))
+        for article_id, value in connection.execute(query):
+            grouped.setdefault(article_id, set()).add(value)
+    return grouped

@@ -1,0 +1,110 @@
+"""Tests for aggregator.storage.similar: stories placed through the band index, on real SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from aggregator.models import Item, ItemChange
+from aggregator.similar.clusters import sign_item
+from aggregator.storage import SignedItem, Storage, StoryCounts, open_storage
+
+STORY = (
+    "<p>农业农村部副部长邓小刚8日表示，近日国务院印发《“十四五”推进农业农村现代化规划》。规划提出，到2025年，"
+    "农业基础更加稳固，乡村振兴战略全面推进，农业农村现代化取得重要进展。</p>"
+    "<p>梯次推进有条件的地区率先基本实现农业农村现代化，脱贫地区实现巩固拓展脱贫攻坚成果同乡村振兴有效衔接。"
+    "力争到2035年，乡村全面振兴取得决定性进展，农业农村现代化基本实现。</p>"
+)
+OTHER_STORY = (
+    "<p>截至收盘，沪指涨0.52%，报3589.31点；深证成指涨0.87%，报14866.67点；创业板指涨1.21%。"
+    "沪深两市成交额11234亿元，北向资金全天净买入45.60亿元。板块方面，消费电子、半导体等板块涨幅居前。</p>"
+)
+
+
+def make_item(article_id: str, html: str, now: datetime, category: str, title: str = "推进农业农村现代化") -> Item:
+    return Item(
+        article_id=article_id, title=title, url=f"https://finance.eastmoney.com/a/{article_id}.html", html=html,
+        published=now, updated=now, categories=frozenset({category}), sources=frozenset({f"src-{category}"}),
+        content_hash=article_id, first_seen=now,
+    )
+
+
+def store_and_sign(storage: Storage, items: list[Item], now: datetime, window: timedelta = timedelta(days=7)) -> list[str]:
+    storage.apply_update([ItemChange("insert", item, min(item.sources), "r") for item in items], None)
+    signed = [SignedItem(i.article_id, i.categories, i.first_seen or now, sign_item(i.title, i.html)) for i in items]
+    return [a.story_id for a in storage.assign_stories(signed, threshold=0.5, window=window, now=now)]
+
+
+def test_reprint_with_another_source_line_joins_the_first_items_story(storage: Storage, now: datetime) -> None:
+    first = make_item("NW1", STORY + "<p>（文章来源：南通日报）</p>", now, "nantongribao")
+    reprint = make_item("NW2", STORY + "<p>（文章来源：泉州晚报）</p><p>责任编辑：王芳</p>", now + timedelta(hours=1),
+                        "quanzhouwanbao", title="重磅！推进农业农村现代化")
+    other = make_item("NW3", OTHER_STORY, now + timedelta(hours=2), "quanzhouwanbao", title="沪指涨0.52%")
+
+    assert store_and_sign(storage, [first], now) == ["NW1"]
+    assert store_and_sign(storage, [reprint, other], now + timedelta(hours=2)) == ["NW1", "NW3"]
+
+    members = storage.story_members("NW2")
+    assert [(m.article_id, m.member_index, m.matched_id) for m in members] == [("NW1", 0, None), ("NW2", 1, "NW1")]
+    assert members[1].similarity is not None and members[1].similarity >= 0.5
+    assert members[1].categories == {"quanzhouwanbao"}
+    counts = storage.story_counts()
+    assert (counts.stories, counts.merged_items, counts.signed_items) == (1, 1, 3)
+    per_source = storage.story_counts_per_source()
+    assert per_source["src-quanzhouwanbao"] == StoryCounts(stories=1, merged_items=1, signed_items=1)
+    assert per_source["src-nantongribao"] == StoryCounts(stories=1, merged_items=0, signed_items=1)
+
+
+def test_story_that_grows_names_every_members_category(storage: Storage, now: datetime) -> None:
+    items = [make_item(f"NW{n}", STORY + f"<p>（文章来源：{paper}）</p>", now, slug)
+             for n, (paper, slug) in enumerate([("南通日报", "nantongribao"), ("重庆日报", "chongqingribao")])]
+    store_and_sign(storage, items[:1], now)
+    storage.apply_update([ItemChange("insert", items[1], "src", "r")], None)
+    signed = SignedItem("NW1", items[1].categories, now, sign_item(items[1].title, items[1].html))
+
+    (assignment,) = storage.assign_stories([signed], threshold=0.5, window=timedelta(days=7), now=now)
+
+    assert assignment.is_merge and assignment.story_categories == {"nantongribao", "chongqingribao"}
+
+
+def test_items_of_one_batch_find_each_other_and_a_retry_changes_nothing(storage: Storage, now: datetime) -> None:
+    items = [make_item("NW1", STORY, now, "a"), make_item("NW2", STORY + "<p>责任编辑：张伟</p>", now, "b")]
+    assert store_and_sign(storage, items, now) == ["NW1", "NW1"]
+    signed = [SignedItem(i.article_id, i.categories, now, sign_item(i.title, i.html)) for i in items]
+    assert storage.assign_stories(signed, threshold=0.5, window=timedelta(days=7), now=now) == []
+    assert storage.story_counts().merged_items == 1
+
+
+def test_item_outside_the_window_starts_a_story_of_its_own(storage: Storage, now: datetime) -> None:
+    store_and_sign(storage, [make_item("NW1", STORY, now, "a")], now)
+    later = now + timedelta(days=8)
+    assert store_and_sign(storage, [make_item("NW2", STORY, later, "b")], later) == ["NW2"]
+    assert storage.story_counts().stories == 0
+
+
+def test_stories_of_a_page_and_earlier_members_in_a_category(storage: Storage, now: datetime) -> None:
+    items = [make_item("NW1", STORY, now, "a"), make_item("NW2", STORY, now, "b"), make_item("NW3", STORY, now, "a"),
+             make_item("NW4", OTHER_STORY, now, "a")]
+    store_and_sign(storage, items, now)
+
+    views = storage.stories_of(["NW2", "NW3", "NW4"])
+    assert set(views) == {"NW2", "NW3"}
+    view = views["NW2"]
+    assert (view.story_id, view.member_count, [m.article_id for m in view.members]) == ("NW1", 3, ["NW1", "NW2", "NW3"])
+    assert storage.earlier_members_in(["NW1", "NW3", "NW4"], "a") == {"NW3"}  # the items of feed a
+    assert storage.earlier_members_in(["NW2"], "a") == {"NW2"}
+    assert storage.earlier_members_in(["NW2"], "b") == set()  # NW1 is not in b
+
+
+def test_reopened_store_sees_the_same_stories(store_url: str, now: datetime) -> None:
+    store = open_storage(store_url)
+    try:
+        store_and_sign(store, [make_item("NW1", STORY, now, "a"), make_item("NW2", STORY, now, "b")], now)
+    finally:
+        store.close()
+    reopened = open_storage(store_url)
+    try:
+        assert [m.article_id for m in reopened.story_members("NW1")] == ["NW1", "NW2"]
+        later = now + timedelta(hours=3)
+        assert store_and_sign(reopened, [make_item("NW3", STORY, later, "c")], later) == ["NW1"]
+    finally:
+        reopened.close()
