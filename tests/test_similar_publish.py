@@ -172,3 +172,12 @@ def test_status_counts_stories_and_merges_per_source(papers: Papers) -> None:
     assert {name: (row["stories"], row["merged_items"]) for name, row in rows.items()} == {
         "nantong": (1, 0), "quanzhou": (1, 1), "chongqing": (1, 1)}
     assert "stories: 1 of two or more items, 2 items merged" in papers.run("status")
+
+
+def test_an_article_page_lists_the_other_papers_that_carried_its_story(papers: Papers) -> None:
+    page = (papers.output_dir / "a" / f"{CHONGQING_ID}.html").read_text(encoding="utf-8")
+    assert "其他报纸的报道" in page
+    assert f'href="../a/{NANTONG_ID}.html"' in page or f'/a/{NANTONG_ID}.html"' in page
+    assert "南通日报" in page.split("其他报纸的报道", 1)[1]
+    wrap = (papers.output_dir / "a" / f"{WRAP_ID}.html").read_text(encoding="utf-8")
+    assert "其他报纸的报道" not in wrap

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 from collections.abc import Iterable, Iterator, Mapping
@@ -25,7 +26,7 @@ from aggregator.models import Item
 from aggregator.publish.archive import ArchivePlan, plan_archive
 from aggregator.publish.atom import describe_feed, feed_subtitle, feed_title, render_atom
 from aggregator.publish.files import write_if_changed, write_with_gzip
-from aggregator.publish.pages import RelatedFinder, publish_pages
+from aggregator.publish.pages import RelatedFinder, RelatedLink, publish_pages
 from aggregator.publish.json_feed import render_json_feed
 from aggregator.publish.layout import (
     ALL_FEED,
@@ -42,7 +43,7 @@ from aggregator.publish.layout import (
     sealed_marker_file,
 )
 from aggregator.publish.opml import render_opml
-from aggregator.publish.stories import present_stories
+from aggregator.publish.stories import paper_name, present_stories
 
 if TYPE_CHECKING:
     from aggregator.storage import Purged, Storage
@@ -73,6 +74,8 @@ def publish_categories(
     """
     config = with_learnt_categories(config, storage.category_titles())
     output_dir = output_dir_of(config)
+    if related is None and config.settings.similar_detection:
+        related = functools.partial(_story_page_links, storage, config)
     purged = _apply_retention(storage, config, output_dir)
     stats = storage.category_stats()
     names = published_feed_names(config, stats)
@@ -256,3 +259,12 @@ def _writing(path: Path, name: str) -> Iterator[None]:
         yield
     except OSError as e:
         raise PublishError(name, f"publish: cannot write {path}") from e
+
+
+def _story_page_links(storage: Storage, config: Config, item: Item) -> list[RelatedLink]:
+    """The other papers' articles on `item`'s story, for its article page ("其他报纸的报道")."""
+    return [
+        RelatedLink(article_id=member.article_id, title=member.title, medium=paper_name(member, config))
+        for member in storage.story_members(item.article_id)
+        if member.article_id != item.article_id
+    ]

@@ -103,3 +103,4 @@ def _with_story(item: Item, view: StoryView, others: Sequence[StoryMember], conf
     listing = f"<p>{ALSO_IN}{'、'.join(links)}{more}</p>"
     return dataclasses.replace(item, html=item.html + listing, updated=max(item.updated, view.updated))
 
+
