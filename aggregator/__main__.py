@@ -6,4 +6,5 @@ import sys
 
 from aggregator.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # worker processes import the parent's __main__ under another name
+    sys.exit(main())

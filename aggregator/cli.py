@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import sys
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from aggregator import __version__
 from aggregator.config.load import Config, SourceConfig, load_config
-from aggregator.errors import AggregatorError, ConfigError, StoreLockedError
+from aggregator.errors import AggregatorError, ConfigError, PublishError, StoreLockedError
 from aggregator.log import setup_logging
 from aggregator.models import UpdateOutcome
 
@@ -79,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     build = command("build", _build, "re-render every category feed from the store without fetching")
     build.add_argument("--pages", action="store_true",
                        help="also re-render every page of the website (after a template change), not only what changed")
+    build.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS",
+                       help="wait this long for another writer to finish (default 60)")
 
     run = command("run", _run, "run the scheduler daemon: poll every source on its own schedule and serve feeds")
     run.add_argument("--listen", metavar="HOST:PORT", help="override settings.listen")
@@ -179,14 +179,22 @@ def _poll(args: argparse.Namespace, out: TextIO) -> int:
         print(f"aggregator: unknown source(s): {', '.join(unknown)}", file=sys.stderr)
         return EXIT_CONFIG
     storage = open_storage(config.settings.store)
+    publish_error: PublishError | None = None
+    published: list[str] = []
     try:
         with storage.writer_lock(args.lock_timeout):
             sources = _sources_to_poll(args, config, storage)
             outcomes = _poll_pass(config, storage, sources, quiet=args.quiet > 0)
-            published = _publish_after_poll(config, storage, outcomes)
+            try:
+                published = _publish_after_poll(config, storage, outcomes)
+            except PublishError as e:  # the feeds that failed stay owed: the next poll or build publishes them
+                publish_error = e
     finally:
         storage.close()
     _print_summary(outcomes, published, out)
+    if publish_error is not None:
+        print(f"aggregator: {publish_error}", file=sys.stderr)
+        return EXIT_ERROR
     return EXIT_OK
 
 
@@ -203,20 +211,23 @@ def _sources_to_poll(args: argparse.Namespace, config: Config, storage: Storage)
 
 
 def _poll_pass(config: Config, storage: Storage, sources: list[SourceConfig], *, quiet: bool) -> list[UpdateOutcome]:
-    """Fetch concurrently in the event loop; parse and clean in a process pool of one worker per core."""
+    """Fetch concurrently in the event loop; parse and clean in worker processes, one per core.
+
+    Even one source gets a worker: only a separate process can be stopped when a document overruns
+    settings.document_budget. Workers start when a document needs parsing (never for a pass of 304s).
+    """
     from aggregator.fetch.client import HttpFetcher
     from aggregator.ops.progress import Progress
     from aggregator.update import Updater
+    from aggregator.workers import WorkerPool
 
     progress = None if quiet else Progress(total=len(sources), stream=sys.stderr)
-    # Fork the parse/clean workers before any thread or event loop exists.
-    workers = min(os.cpu_count() or 1, 8)
-    use_pool = len(sources) > 1 and workers > 1
-    with ProcessPoolExecutor(max_workers=workers) if use_pool else contextlib.nullcontext() as pool:
+    size = max(1, min(os.cpu_count() or 1, 8, len(sources)))
+    with WorkerPool(size, config.settings.document_budget.total_seconds()) as pool:
 
         async def run_pass() -> list[UpdateOutcome]:
             async with HttpFetcher(config.settings) as fetcher:
-                updater = Updater(config, storage, fetcher, executor=pool)
+                updater = Updater(config, storage, fetcher, workers=pool)
                 return await updater.update_sources(sources, on_outcome=progress.on_outcome if progress else None)
 
         outcomes = asyncio.run(run_pass())
@@ -226,14 +237,15 @@ def _poll_pass(config: Config, storage: Storage, sources: list[SourceConfig], *,
 
 
 def _publish_after_poll(config: Config, storage: Storage, outcomes: Sequence[UpdateOutcome]) -> list[str]:
-    """Republish the categories that changed; the first pass publishes every feed, even empty ones.
+    """Republish the categories owed a publish: those this pass changed, and those a killed or failed
+    earlier run left owed (storage's publish_owed). The first pass publishes every feed, even empty ones.
     With nothing to publish, the WebSub pings a hub missed earlier are retried (a publish retries them itself)."""
     from aggregator.publish import is_published, output_dir_of, publish_categories
     from aggregator.publish.websub import retry_pending_pings
 
     if not is_published(config):
         return publish_categories(storage, config, None)
-    changed = sorted({c for o in outcomes for c in o.changed_categories})
+    changed = sorted({c for o in outcomes for c in o.changed_categories} | set(storage.owed_categories()))
     if changed:
         return publish_categories(storage, config, changed)
     retry_pending_pings(output_dir_of(config), config.settings)
@@ -264,7 +276,9 @@ def _build(args: argparse.Namespace, out: TextIO) -> int:
     config = _load(args)
     storage = open_storage(config.settings.store)
     try:
-        written = publish_categories(storage, config, None, full_pages=args.pages)
+        # a publish writes to the store too (it pays the publish debts): one writer at a time
+        with storage.writer_lock(args.lock_timeout):
+            written = publish_categories(storage, config, None, full_pages=args.pages)
     finally:
         storage.close()
     print(f"rewrote {len(written)} feed(s): {', '.join(written) or 'none changed'}", file=out)

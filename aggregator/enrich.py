@@ -24,7 +24,8 @@ from collections.abc import Callable, Sequence
 from aggregator.config.load import SourceConfig
 from aggregator.errors import FetchError, ParseError
 from aggregator.fetch.client import Fetcher
-from aggregator.models import Fetched, RawItem
+from aggregator.isolation import item_or_skip_async
+from aggregator.models import Fetched, RawItem, SkippedItem
 from aggregator.parse.html_list import extract_body, next_page_url, read_html
 from aggregator.parse.json_api import detail_url_for, read_detail_body
 
@@ -36,16 +37,17 @@ DEFAULT_CONCURRENCY = 4
 
 async def complete_items(
     fetcher: Fetcher, source: SourceConfig, items: Sequence[RawItem], *, concurrency: int = DEFAULT_CONCURRENCY
-) -> list[RawItem]:
-    """`items` in the same order, each with its body filled in where one could be fetched.
+) -> list[RawItem | SkippedItem]:
+    """`items` in the same order, each with its body filled in where one could be fetched; an item whose
+    completion failed in an unforeseen way is skipped (aggregator/isolation.py), never its source.
 
     Each fetch is bounded by the fetcher (its timeout, and a deadline for the whole response).
     """
     bound = asyncio.Semaphore(concurrency)
 
-    async def one(item: RawItem) -> RawItem:
+    async def one(item: RawItem) -> RawItem | SkippedItem:
         async with bound:
-            return await _complete_item(fetcher, source, item)
+            return await item_or_skip_async("detail", _complete_item, item, fetcher, source, item)
 
     return list(await asyncio.gather(*(one(item) for item in items)))
 

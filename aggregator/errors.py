@@ -2,12 +2,20 @@
 
 `str()` of every error reads "message: CauseType: cause" so a log line or `status` row is
 enough to act on (after reader's _FancyExceptionBase). Bugs are never wrapped.
+
+Every error pickles round-trip, whatever its constructor takes: parse and clean run in worker
+processes (aggregator/workers.py), and an error that cannot be rebuilt in the parent would break the
+pool for every other source of the pass. The cause itself (often a foreign, unpicklable exception)
+travels as its type name and text, so `str()` reads the same on both sides.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
+
+E = TypeVar("E", bound=BaseException)
 
 
 class AggregatorError(Exception):
@@ -18,10 +26,39 @@ class AggregatorError(Exception):
         self.message = message
 
     def __str__(self) -> str:
-        cause = self.__cause__
-        if cause is None or str(cause) in self.message:  # the message already tells the cause
+        cause = describe_cause(self)
+        if cause is None or cause[1] in self.message:  # the message already tells the cause
             return self.message
-        return f"{self.message}: {type(cause).__name__}: {cause}"
+        return f"{self.message}: {cause[0]}: {cause[1]}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return reduce_error(self)
+
+
+def describe_cause(error: BaseException) -> tuple[str, str] | None:
+    """(type name, text) of the error's cause, also after the error crossed a process boundary."""
+    cause = error.__cause__
+    if cause is not None:
+        return type(cause).__name__, str(cause)
+    described: tuple[str, str] | None = getattr(error, "_cause_described", None)
+    return described
+
+
+def reduce_error(error: BaseException) -> tuple[Any, ...]:
+    """`__reduce__` for exceptions whose `__init__` takes other arguments than `args`: rebuilt from
+    their attributes without calling `__init__` (pickle's default calls `cls(*args)`)."""
+    return _rebuild_error, (type(error), error.args, dict(vars(error)), describe_cause(error))
+
+
+def _rebuild_error(
+    cls: type[E], args: tuple[Any, ...], state: dict[str, Any], cause: tuple[str, str] | None
+) -> E:
+    error = cls.__new__(cls, *args)
+    error.args = args
+    vars(error).update(state)
+    if cause is not None:
+        error._cause_described = cause  # type: ignore[attr-defined]
+    return error
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +129,12 @@ class ParseError(SourceError):
         self.url = url
 
 
+class WorkerError(SourceError):
+    """The worker process parsing or cleaning the source's document died or overran its time budget."""
+
+    stage = "parse"
+
+
 class ItemError(AggregatorError):
     """One item is skipped (e.g. no article_id derivable); the rest of the source goes on."""
 
@@ -115,3 +158,12 @@ class PublishError(AggregatorError):
     def __init__(self, category: str, message: str) -> None:
         super().__init__(message)
         self.category = category
+
+
+class PublishFailures(PublishError):
+    """Some feeds of a publish pass failed, each on its own; the others were written. They stay owed."""
+
+    def __init__(self, failed: Sequence[str], first_error: str) -> None:
+        names = ", ".join(failed)
+        super().__init__(names, f"{first_error} (failed, published again later: {names})")
+        self.failed = tuple(failed)

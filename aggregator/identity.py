@@ -40,6 +40,14 @@ _EASTMONEY_PATH = re.compile(r"/(?:a/|news/\d+,)(\d{18})\.html?$", re.IGNORECASE
 
 def article_id(raw: RawItem, source_name: str) -> str:
     """The stable article id of `raw` (see the module docstring for the chain)."""
+    found = _article_id(raw, source_name)
+    if any(char < " " or char == "\x7f" for char in found):
+        # a store cannot hold a NUL in a key (PostgreSQL refuses it), nor can a feed's XML
+        raise ItemError(source_name, raw.guid, f"identity: the item's id has control characters: {found!r}")
+    return found
+
+
+def _article_id(raw: RawItem, source_name: str) -> str:
     if raw.explicit_id and (code := normalise_info_code(raw.explicit_id)):
         return code
     for candidate in (raw.url, raw.guid):

@@ -14,8 +14,8 @@ from datetime import datetime
 
 from aggregator import dedupe
 from aggregator.config.load import CleanRules, SourceConfig
-from aggregator.errors import ItemError
-from aggregator.models import Candidate, ChangeAction, Item, ItemChange, RawItem, StoredItem
+from aggregator.isolation import item_or_skip
+from aggregator.models import Candidate, ChangeAction, Item, ItemChange, RawItem, SkippedItem, StoredItem
 from aggregator.storage import Storage
 
 #: appended to the raw hash of an item whose article body could not be fetched, so it is retried
@@ -32,8 +32,8 @@ class Candidates:
     """The items of one document with their identity and categories decided."""
 
     candidates: tuple[Candidate, ...]
-    #: why each skipped item was skipped (no article_id derivable)
-    skipped: tuple[str, ...] = ()
+    #: the items whose identity could not be decided, and why (aggregator/isolation.py)
+    skipped: tuple[SkippedItem, ...] = ()
     #: categories first seen in this document (slug → "<medium>新闻"), for `categories = "auto"`
     new_category_titles: Mapping[str, str] = field(default_factory=dict)
 
@@ -60,25 +60,34 @@ class StorePlan:
     def changed_categories(self) -> frozenset[str]:
         return frozenset(category for change in self.writes for category in change.item.categories)
 
+    def without(self, refused: Sequence[ItemChange], skipped_articles: int) -> StorePlan:
+        """The plan as stored: without the changes the store refused, nor the articles skipped on the way."""
+        return StorePlan(tuple(c for c in self.writes if all(r is not c for r in refused)),
+                         self.articles - skipped_articles)
+
 
 def find_candidates(raws: Sequence[RawItem], source: SourceConfig, taken: Mapping[str, str]) -> Candidates:
-    """Each item's identity, categories and raw hash; items with no derivable article_id are skipped.
+    """Each item's identity, categories and raw hash; an item whose identity fails (no article_id
+    derivable, a malformed link, anything else) is skipped with its reason.
 
     `taken` (slug → medium) keeps media whose names give the same slug apart.
     """
-    from aggregator import identity
-
     candidates, skipped = [], []
     media = dict(taken)
     for raw in raws:
-        try:
-            article_id = identity.article_id(raw, source.name)
-        except ItemError as exc:
-            skipped.append(str(exc))
-            continue
-        categories = categories_for(source, raw, media)
-        candidates.append(Candidate(article_id, source.name, categories, raw, dedupe.raw_hash(raw)))
+        candidate = item_or_skip("identity", _candidate_for, raw, raw, source, media)
+        if isinstance(candidate, SkippedItem):
+            skipped.append(candidate)
+        else:
+            candidates.append(candidate)
     return Candidates(tuple(candidates), tuple(skipped), _new_titles(media, taken))
+
+
+def _candidate_for(raw: RawItem, source: SourceConfig, media: dict[str, str]) -> Candidate:
+    from aggregator import identity
+
+    article_id = identity.article_id(raw, source.name)
+    return Candidate(article_id, source.name, categories_for(source, raw, media), raw, dedupe.raw_hash(raw))
 
 
 def files_by_medium(source: SourceConfig) -> bool:
@@ -117,9 +126,26 @@ def completed(candidate: Candidate, raw: RawItem) -> Candidate:
     return Candidate(candidate.article_id, candidate.source_name, candidate.categories, raw, raw_hash)
 
 
-def build_items(candidates: Sequence[Candidate], base_url: str, rules: CleanRules, now: datetime) -> list[Item]:
-    """Clean each candidate into the Item subscribers will see (runs in a worker)."""
-    return [build_item(candidate, base_url, rules, now) for candidate in candidates]
+def build_items(
+    candidates: Sequence[Candidate], base_url: str, rules: CleanRules, now: datetime
+) -> list[Item | SkippedItem]:
+    """Clean each candidate into the Item subscribers will see, or say why it is skipped (runs in a worker)."""
+    return [_build_one(candidate, base_url, rules, now) for candidate in candidates]
+
+
+def _build_one(candidate: Candidate, base_url: str, rules: CleanRules, now: datetime) -> Item | SkippedItem:
+    link = item_or_skip("url", canonical_link, candidate.raw, candidate.raw)
+    if isinstance(link, SkippedItem):
+        return link
+    return item_or_skip("clean", build_item, candidate.raw, candidate, base_url, rules, now)
+
+
+def canonical_link(raw: RawItem) -> str | None:
+    """The item's canonical http(s) link; None when it has none. ValueError for a malformed one (`http://[oops/`)."""
+    from aggregator import identity
+    from aggregator.clean.urls import is_http_url
+
+    return identity.canonical_url(raw.url) if raw.url and is_http_url(raw.url) else None
 
 
 def build_item(candidate: Candidate, base_url: str, rules: CleanRules, now: datetime) -> Item:
@@ -127,15 +153,13 @@ def build_item(candidate: Candidate, base_url: str, rules: CleanRules, now: date
 
     `base_url` (the source's URL) resolves relative links of an item that has no link of its own.
     """
-    from aggregator import identity
     from aggregator.clean import clean_html, clean_text
-    from aggregator.clean.urls import is_http_url
 
     raw = candidate.raw
     title = clean_text(raw.title)
     html = clean_html(raw.html or raw.summary, raw.url or base_url, rules)
     summary = clean_text(raw.summary) if raw.html and raw.summary else ""
-    url = identity.canonical_url(raw.url) if raw.url and is_http_url(raw.url) else None
+    url = canonical_link(raw)
     return Item(
         article_id=candidate.article_id,
         title=title,

@@ -60,6 +60,8 @@ class SourceState:
     moved_count: int = 0
     #: set on HTTP 410 Gone: the source is not polled until its config changes
     retired_url: str | None = None
+    #: items the last successful poll skipped, by reason code (SkipReason); empty when none were
+    skipped_items: Mapping[str, int] = field(default_factory=dict)
     #: the config URL the validators and redirect belong to; a changed URL resets them
     config_url: str | None = None
 
@@ -194,6 +196,30 @@ class ItemChange:
     item: Item
     source_name: str
     raw_hash: str
+
+
+#: why an item was skipped: the step from RawItem to stored row that failed for it
+SkipReason = Literal["identity", "url", "detail", "clean", "storage"]
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedItem:
+    """One item left out of a poll, and why; the rest of its source was stored."""
+
+    reason: SkipReason
+    #: the item as the source named it (id, link or GUID), for logs
+    item: str
+    #: "<reason>: …", the failure in words
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedChange:
+    """A change the store refused (a constraint of the database); the rest of its poll was stored."""
+
+    change: ItemChange
+    #: "store: DataError: …"
+    reason: str
 
 
 OutcomeStatus = Literal["new", "updated", "unchanged", "not_modified", "error", "retired"]

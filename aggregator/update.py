@@ -2,10 +2,11 @@
 
 The decisions live in the pure modules: schedule (the source's state machine: what to fetch, the new
 state and the outcome), items (identity, categories, completion, cleaning), dedupe (what to write).
-This module wires them and owns the one broad `except`: a failing source is recorded as data
-(ErrorInfo, failures, backoff) and never stops the others. CPU-heavy steps (parse, clean) run in an
-optional process pool so a poll uses every core; storage is read and written only here, in the event
-loop's thread, so writes are never concurrent.
+This module wires them and owns the one broad `except` around a source: a failing source is recorded
+as data (ErrorInfo, failures, backoff) and never stops the others (an item's failure is the item's:
+aggregator/isolation.py). CPU-heavy steps (parse, clean) run in an optional pool of worker processes
+(aggregator/workers.py) so a poll uses every core and one runaway or crashing document fails only its
+source; storage is read and written only here, in the event loop's thread, so writes are never concurrent.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -25,8 +25,12 @@ from aggregator import items, schedule
 from aggregator.config.load import Config, SourceConfig
 from aggregator.errors import SourceError
 from aggregator.fetch.client import Fetcher
-from aggregator.models import Candidate, Fetched, Item, ItemChange, NotModified, SourceState, UpdateOutcome
+from aggregator.isolation import log_skipped
+from aggregator.models import (
+    Candidate, Fetched, Item, ItemChange, NotModified, RawItem, SkippedItem, SourceState, UpdateOutcome,
+)
 from aggregator.storage import Storage
+from aggregator.workers import WorkerPool
 
 log = logging.getLogger("aggregator.update")
 
@@ -93,14 +97,14 @@ class Updater:
         storage: Storage,
         fetcher: Fetcher,
         *,
-        executor: Executor | None = None,
+        workers: WorkerPool | None = None,
         clock: Callable[[], datetime] = utc_now,
         cron_of: CronOf = _no_cron,
     ) -> None:
         self.config = config
         self.storage = storage
         self.fetcher = fetcher
-        self.executor = executor
+        self.workers = workers
         self.clock = clock
         self.cron_of = cron_of
         self._random = random.Random()
@@ -152,20 +156,25 @@ class Updater:
         parsed = await self._parse_pages(source, fetched)
         for warning in parsed.warnings:
             log.warning("parse: source=%s %s", source.name, warning)
-        for reason in parsed.found.skipped:
-            log.warning("identity: source=%s skipped item: %s", source.name, reason)
-        prepare = functools.partial(self._prepare, source, poll.now)
+        skipped = list(parsed.found.skipped)
+        prepare = functools.partial(self._prepare, source, poll.now, skipped)
         plan = await items.plan_writes(self.storage, parsed.found.candidates, poll.now, prepare)
         transition = schedule.after_response(
             poll.state, source.url, fetched, poll.now, self._timing(source), ttl_minutes=parsed.ttl_minutes,
             inserted=plan.count("insert"), updated=plan.count("update"),
         )
-        self.storage.apply_update(plan.writes, transition.state, parsed.found.new_category_titles)
-        stories = await self._group_stories(plan.writes, poll.now)
-        return _report(poll, transition, fetch_seconds, plan=plan, skipped=len(parsed.found.skipped),
+        state = transition.state.replace(skipped_items=_count_reasons(skipped))
+        refused = self.storage.apply_update(plan.writes, state, parsed.found.new_category_titles)
+        if refused:  # the store refused a row (a NUL in a URL on PostgreSQL): the item's failure only
+            skipped += [SkippedItem("storage", r.change.item.article_id, r.reason) for r in refused]
+            self.storage.save_source_state(state.replace(skipped_items=_count_reasons(skipped)))
+        log_skipped(source.name, skipped)
+        plan = plan.without([r.change for r in refused], len(skipped) - len(parsed.found.skipped))
+        stories = await self._group_stories(source, plan.writes, poll.now)
+        return _report(poll, transition, fetch_seconds, plan=plan, skipped=len(skipped),
                        bytes_fetched=len(fetched.body), stories=stories)
 
-    async def _group_stories(self, changes: Sequence[ItemChange], now: datetime) -> _Stories:
+    async def _group_stories(self, source: SourceConfig, changes: Sequence[ItemChange], now: datetime) -> _Stories:
         """Place the new items in stories (issue 14): how many joined an earlier item's story, and the
         categories of the stories that grew (their entries list the new member, so they are republished)."""
         new_items = [change.item for change in changes if change.action == "insert"]
@@ -173,7 +182,7 @@ class Updater:
             return _NO_STORIES
         from aggregator.similar.detect import place_in_stories, sign_items
 
-        signatures = await self._run(sign_items, tuple((item.title, item.html) for item in new_items))
+        signatures = await self._run(source, sign_items, tuple((item.title, item.html) for item in new_items))
         assignments = place_in_stories(self.storage, new_items, signatures, self.config.settings, now)
         merges = [assignment for assignment in assignments if assignment.is_merge]
         return _Stories(len(merges), frozenset(category for merge in merges for category in merge.story_categories))
@@ -187,7 +196,7 @@ class Updater:
             pages += await fetch_list_pages(self.fetcher, source, first)
         taken = self._taken_categories() if items.files_by_medium(source) else {}
         timezone = self.config.timezone_of(source)
-        results = [await self._run(_parse_candidates, page, source, timezone, taken) for page in pages]
+        results = [await self._run(source, _parse_candidates, page, source, timezone, taken) for page in pages]
         found = items.Candidates.merge([r.found for r in results])
         return _Parsed(found, results[0].warnings, results[0].ttl_minutes)
 
@@ -199,16 +208,20 @@ class Updater:
         return media_by_slug(titles)
 
     async def _prepare(
-        self, source: SourceConfig, now: datetime, candidates: Sequence[Candidate]
+        self, source: SourceConfig, now: datetime, skipped: list[SkippedItem], candidates: Sequence[Candidate]
     ) -> list[tuple[Candidate, Item]]:
-        """Complete the new or changed candidates' bodies (detail endpoints, article pages), then clean them."""
+        """Complete the new or changed candidates' bodies (detail endpoints, article pages), then clean them;
+        the items that fail on the way are added to `skipped`."""
         if items.needs_completion(source):
             from aggregator.enrich import complete_items
 
             raws = await complete_items(self.fetcher, source, [c.raw for c in candidates])
-            candidates = [items.completed(c, raw) for c, raw in zip(candidates, raws, strict=True)]
-        built = await self._run(items.build_items, tuple(candidates), source.url, source.clean, now)
-        return list(zip(candidates, built, strict=True))
+            skipped += [raw for raw in raws if isinstance(raw, SkippedItem)]
+            candidates = [items.completed(c, raw) for c, raw in zip(candidates, raws, strict=True)
+                          if isinstance(raw, RawItem)]
+        built = await self._run(source, items.build_items, tuple(candidates), source.url, source.clean, now)
+        skipped += [item for item in built if isinstance(item, SkippedItem)]
+        return [(c, item) for c, item in zip(candidates, built, strict=True) if isinstance(item, Item)]
 
     def _record_failure(self, poll: _Poll, exc: Exception, stage: str, fetch_seconds: float) -> UpdateOutcome:
         transition = schedule.after_failure(
@@ -223,11 +236,11 @@ class Updater:
             self.config.interval_of(source), settings.max_interval, settings.max_backoff, self.cron_of(source)
         )
 
-    async def _run(self, function: Callable[..., T], *args: Any) -> T:
-        """Run CPU-bound work in the pool when there is one, inline otherwise."""
-        if self.executor is None:
+    async def _run(self, source: SourceConfig, function: Callable[..., T], *args: Any) -> T:
+        """Run CPU-bound work for `source` in a worker process when there is a pool, inline otherwise."""
+        if self.workers is None:
             return function(*args)
-        return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
+        return await self.workers.run(source.name, function, *args)
 
 
 def _report(
@@ -247,6 +260,13 @@ def _report(
     )
     _log_outcome(outcome)
     return outcome
+
+
+def _count_reasons(skipped: Sequence[SkippedItem]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for item in skipped:
+        counts[item.reason] = counts.get(item.reason, 0) + 1
+    return counts
 
 
 def _log_outcome(outcome: UpdateOutcome) -> None:

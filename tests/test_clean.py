@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,19 @@ def test_clean_command_tries_a_sources_rules_on_a_file(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     # preset "none": the hidden paragraph stays (no site rules), the source's own selector still applies
     assert result.stdout == '<p>隐藏</p><p><a href="https://paper.example.cn/a/1.html">正文</a></p>\n'
+
+
+# --- linear time over hostile bodies (issue 10) ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "html",
+    ["</body" * 17_000, f'<img src="http://x/a.png" width="1{" " * 100_000}x">',
+     f'<img src="http://x/a.png" style="width: 1{" " * 100_000}x">'],
+    ids=["unclosed-body-end-tags", "pixel-width-then-spaces", "pixel-style-then-spaces"],
+)
+def test_a_100_kb_body_that_made_a_regex_backtrack_is_cleaned_in_linear_time(html: str) -> None:
+    started = time.monotonic()
+    clean_html(html, "http://x/", CleanRules())
+    # generous: the former pixel-size regex took 4.6 s over 20,000 spaces (quadratic)
+    assert time.monotonic() - started < 1.0

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import random
 import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import feedparser
@@ -467,3 +469,106 @@ def test_a_poll_that_changes_nothing_delivers_the_websub_pings_a_hub_missed(tmp_
         assert not pending_path.exists()
     finally:
         hub.stop()
+
+
+# --- fault isolation (issue 10) -------------------------------------------------------------------------
+
+
+def test_build_takes_the_writer_lock(scenario: Scenario) -> None:
+    from aggregator.config.load import load_config
+    from aggregator.storage import open_storage
+
+    storage = open_storage(load_config(scenario.config).settings.store)
+    try:
+        with storage.writer_lock(5):
+            result = scenario.run("build", "--lock-timeout", "0.5")
+    finally:
+        storage.close()
+    assert result.returncode == 3
+    assert "another aggregator process" in result.stderr
+
+
+def test_a_feed_that_fails_to_publish_fails_alone_and_the_next_poll_publishes_it(scenario: Scenario) -> None:
+    blocker = scenario.output_dir / "emnews.atom"
+    blocker.mkdir(parents=True)  # emnews.atom cannot be written: a folder is in its place
+    first = scenario.run("poll", "--all")
+    assert first.returncode == 1
+    assert "3 new items" in first.stdout  # the pass itself ran and its summary is printed
+    assert "cannot write" in first.stderr and "published again later: emnews" in first.stderr
+    assert [e.title for e in scenario.feed("nantongribao").entries] == [scenario.seed.title]
+
+    blocker.rmdir()
+    second = scenario.run("poll", "--source", "broken")  # changes nothing itself
+    assert second.returncode == 0, second.stderr
+    assert "republished: emnews" in second.stdout
+    assert [e.title for e in scenario.feed("emnews").entries] == [scenario.emnews.title]
+
+
+def test_a_poll_publishes_what_a_run_killed_before_publishing_left_owed(scenario: Scenario) -> None:
+    from aggregator.config.load import load_config
+    from aggregator.models import Item, ItemChange
+    from aggregator.storage import open_storage
+
+    assert scenario.run("poll", "--all").returncode == 0
+    # what a poll killed between its commit and its publish leaves: an item stored, its feed not rewritten
+    late = Item(article_id="NW202205270000000001", title="committed, never published", url=None,
+                html="<p>x</p>", published=None, updated=scenario.seed.published, categories=frozenset({"nantongribao"}),
+                sources=frozenset({"nantong"}), content_hash="h")
+    storage = open_storage(load_config(scenario.config).settings.store)
+    try:
+        storage.apply_update([ItemChange("insert", late, "nantong", "r")], None)
+    finally:
+        storage.close()
+
+    result = scenario.run("poll", "--source", "broken")
+    assert result.returncode == 0, result.stderr
+    assert "republished: nantongribao" in result.stdout
+    assert "committed, never published" in [e.title for e in scenario.feed("nantongribao").entries]
+
+
+def _many_posts(channel: str, count: int) -> list[Post]:
+    body = "".join(f"<p>{channel} 段落 {n}：南通日报报道，长江沿岸的新闻。</p>" for n in range(20))
+    return [Post(title=f"{channel} 新闻 {n}", published=datetime(2022, 1, 24, 8, n % 60, tzinfo=UTC),
+                 category=channel, tag=channel, html=body, link=f"https://news.example.com/{channel}/{n}.html")
+            for n in range(count)]
+
+
+@pytest.mark.slow
+def test_kill_9_of_poll_at_any_moment_leaves_a_store_the_next_poll_opens_at_once(
+    store_url: str, tmp_path: Path, feed_server: FixtureServer
+) -> None:
+    channels = ["a", "b", "c", "d"]
+    for channel in channels:
+        feed_server.routes[f"/{channel}.rss"] = Route(rss(channel, _many_posts(channel, 40)), delay_seconds=0.1)
+    config = tmp_path / "feeds.toml"
+    text = ["[settings]", f'store = "{store_url}"', 'output_dir = "public"', "allow_private_networks = true",
+            'per_host_delay = "1ms"', "per_host_concurrency = 4", "", "[categories.news]", 'title = "News"', ""]
+    for channel in channels:
+        text += ["[[sources]]", f'name = "{channel}"', f'url = "{feed_server.url(f"/{channel}.rss")}"',
+                 'categories = ["news"]', ""]
+    config.write_text("\n".join(text), encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    env.pop("AGGREGATOR_STORE", None)
+    command = [sys.executable, "-m", "aggregator", "poll", "--all", "-q", "--lock-timeout", "0",
+               "--config", str(config)]
+    rng = random.Random(10)
+    for _ in range(4):  # killed during start-up, fetching, parsing in its workers, storing or publishing
+        with subprocess.Popen(command, env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True) as poll:
+            time.sleep(rng.uniform(0.2, 1.5))
+            poll.kill()
+            _, stderr = poll.communicate(timeout=30)
+        assert poll.returncode in (-9, 0), stderr  # never 3: no orphan worker holds the writer lock
+
+    final = run_cli("poll", "--all", "--lock-timeout", "0", "--config", str(config))
+    assert final.returncode == 0, final.stderr
+    entries = feedparser.parse((tmp_path / "public" / "news.atom").read_bytes()).entries
+    from aggregator.storage import open_storage
+
+    storage = open_storage(store_url)
+    try:
+        assert storage.count_items() == 4 * 40  # nothing lost, nothing twice
+        assert storage.owed_categories() == {}  # whatever a killed run left unpublished was published
+    finally:
+        storage.close()
+    assert len(entries) == 100 and len({e.id for e in entries}) == 100

@@ -13,7 +13,7 @@ import pytest
 
 from aggregator.config.load import Config, Settings
 from aggregator.daemon.publish_queue import PublishQueue
-from aggregator.errors import PublishError
+from aggregator.errors import PublishError, PublishFailures
 from aggregator.storage import Storage
 from aggregator.publish.websub import notify_hub, read_pending
 from tests.test_publish_websub import HubStub
@@ -236,3 +236,59 @@ def test_a_retry_stuck_on_a_slow_hub_does_not_hold_up_publishing(tmp_path: Path)
     finally:
         release.set()
     assert recorder.passes == [["news"]]
+
+
+class _Failing:
+    """Stands in for publish_categories: fails its first pass with `error`, then records passes."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error: Exception | None = error
+        self.passes: list[list[str] | None] = []
+
+    def __call__(self, storage: Storage, config: Config, categories: Iterable[str] | None) -> list[str]:
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+        self.passes.append(None if categories is None else list(categories))
+        return list(categories or [])
+
+
+def test_an_unexpected_error_leaves_the_publisher_running_and_retries_its_categories(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    publish = _Failing(ValueError("All strings must be XML compatible"))
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        queue = PublishQueue(STORAGE, CONFIG, stop, publish=publish, debounce_seconds=0.2, retry_seconds=0.3)
+        task = asyncio.create_task(queue.run())
+        queue.request(["nantongribao"])
+        await asyncio.sleep(1.2)
+        assert not task.done()
+        queue.close()
+        await task
+
+    _run(scenario())
+    assert publish.passes == [["nantongribao"]]
+    assert "publish: unexpected error; publishing again" in caplog.text and "Traceback" in caplog.text
+
+
+def test_a_feed_failing_to_publish_is_overdue_after_the_limit_until_it_is_published() -> None:
+    publish = _Failing(PublishFailures(["yangzhou"], "publish: cannot write yangzhou.atom"))
+    seen: dict[str, list[str]] = {}
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        queue = PublishQueue(STORAGE, CONFIG, stop, publish=publish, debounce_seconds=0.2, retry_seconds=0.5)
+        task = asyncio.create_task(queue.run())
+        queue.request(["nantongribao", "yangzhou"])
+        await asyncio.sleep(0.35)  # the debounce, then the failed pass
+        seen["failing"], seen["within_limit"] = queue.overdue(0.0), queue.overdue(60.0)
+        await asyncio.sleep(0.8)  # the retry publishes it
+        seen["after_retry"] = queue.overdue(0.0)
+        queue.close()
+        await task
+
+    _run(scenario())
+    assert seen == {"failing": ["yangzhou"], "within_limit": [], "after_retry": []}
+    assert publish.passes == [["yangzhou"]]  # only what failed is published again

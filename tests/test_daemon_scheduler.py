@@ -6,10 +6,12 @@ deadline. The pure timing decisions (`resume_at`, `follow_outcome`) have table t
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -91,7 +93,7 @@ class DaemonProcess:
     With `log_format="json"` every line must be a JSON object; `log` is then made of their messages.
     """
 
-    def __init__(self, config: Path, log_format: str = "text") -> None:
+    def __init__(self, config: Path, log_format: str = "text", env: dict[str, str] | None = None) -> None:
         self.lines: list[str] = []
         self.url = ""
         self._json = log_format == "json"
@@ -99,7 +101,7 @@ class DaemonProcess:
         command = [sys.executable, "-m", "aggregator", "-v", "--log-format", log_format, "run",
                    "--config", str(config), "--listen", "127.0.0.1:0"]
         self.process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.PIPE, text=True)
+                                        stderr=subprocess.PIPE, text=True, env=env)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -178,8 +180,8 @@ def start_daemon(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
     """Starts `aggregator run` on tmp_path/feeds.toml; every daemon started is killed at teardown."""
     started: list[DaemonProcess] = []
 
-    def start(log_format: str = "text") -> DaemonProcess:
-        daemon = DaemonProcess(tmp_path / "feeds.toml", log_format)
+    def start(log_format: str = "text", env: dict[str, str] | None = None) -> DaemonProcess:
+        daemon = DaemonProcess(tmp_path / "feeds.toml", log_format, env)
         started.append(daemon)
         daemon.wait_until_started()
         return daemon
@@ -674,3 +676,106 @@ def test_cron_trigger_reads_crontab_fields_in_the_source_timezone() -> None:
     # Monday 08:30 in Shanghai is 00:30 UTC; up to CRON_JITTER_SECONDS later
     monday = datetime(2026, 11, 30, 0, 30, tzinfo=UTC)
     assert monday <= fire <= monday + timedelta(seconds=CRON_JITTER_SECONDS)
+
+
+# --- supervision (issue 10) -----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_reload_whose_fetcher_cannot_be_built_keeps_the_old_one_and_sighup_still_works(
+    feed_server: FixtureServer, tmp_path: Path, start_daemon: Callable[..., DaemonProcess]
+) -> None:
+    import certifi
+
+    ca_file = tmp_path / "ca.pem"
+    shutil.copy(certifi.where(), ca_file)
+    feed_server.routes["/a.xml"] = Route(body=_rss("a"))
+    config = tmp_path / "feeds.toml"
+    _write_config(config, _source("a", feed_server.url("/a.xml")))
+    daemon = start_daemon(env={**os.environ, "SSL_CERT_FILE": str(ca_file)})
+    _wait_until(lambda: feed_server.hits["/a.xml"] >= 1, what="the first poll")
+
+    ca_file.unlink()  # the next fetcher cannot load its CA bundle
+    _write_config(config, _source("a", feed_server.url("/a.xml")), settings=SETTINGS.replace('"5s"', '"6s"'))
+    daemon.wait_for_log(r"config: could not apply the edit of .*feeds\.toml \(file changed\).*last good")
+    assert "Traceback" in daemon.log and "FileNotFoundError" in daemon.log
+    polls = feed_server.hits["/a.xml"]
+    _wait_until(lambda: feed_server.hits["/a.xml"] > polls, what="a poll with the old fetcher")
+
+    shutil.copy(certifi.where(), ca_file)
+    daemon.process.send_signal(signal.SIGHUP)
+    daemon.wait_for_log(r"config: .*feeds\.toml reloaded \(SIGHUP\): settings changed: timeout")
+    assert daemon.stop() == 0
+
+
+@pytest.mark.slow
+def test_healthz_answers_503_while_a_feed_fails_to_publish_for_longer_than_the_interval(
+    feed_server: FixtureServer, tmp_path: Path, start_daemon: Callable[..., DaemonProcess]
+) -> None:
+    feed_server.routes["/a.xml"] = Route(body=_rss("a"))
+    config = tmp_path / "feeds.toml"
+    _write_config(config, _source("a", feed_server.url("/a.xml"), "1h"),
+                  settings=SETTINGS + 'interval = "1s"\noutput_dir = "blocked/feeds"\n')
+    (tmp_path / "blocked").write_text("a file where the output folder should be")
+    daemon = start_daemon()
+    daemon.wait_for_log(r"publish: .*cannot write")
+    _wait_until(lambda: daemon.get("/healthz")[0] == 503, what="/healthz to report the overdue publish")
+    assert daemon.stop() == 0
+
+
+def test_an_unexpected_error_in_a_poll_is_recorded_as_the_sources_error_and_its_job_stays(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from aggregator.config.load import parse_config
+    from aggregator.daemon.scheduler import Daemon
+
+    class Buggy:
+        async def update_source(self, source: object) -> object:
+            raise KeyError("last_error.type_name")  # e.g. a corrupt state row
+
+    config_path = tmp_path / "feeds.toml"
+    _write_config(config_path, _source("a", "http://127.0.0.1:9/a.xml", "1h"))
+    config = parse_config(config_path.read_text(encoding="utf-8"), config_path, {})
+    storage = open_storage(str(tmp_path / "store.db"))
+
+    async def scenario() -> None:
+        daemon = Daemon(config_path, {}, config, storage, None)  # type: ignore[arg-type]  # no parsing here
+        daemon._scheduler.start()
+        try:
+            daemon._schedule(config.sources[0], datetime.now(UTC) + timedelta(hours=1))
+            await daemon._poll(config.sources[0], Buggy())  # type: ignore[arg-type]
+            job = daemon._scheduler.get_job("a")
+            assert job is not None and job.next_run_time is not None
+        finally:
+            daemon._scheduler.shutdown(wait=False)
+
+    try:
+        asyncio.run(scenario())
+        state = storage.get_source_state("a")
+    finally:
+        storage.close()
+    assert state is not None and state.last_error is not None
+    assert (state.last_error.type_name, state.failures) == ("KeyError", 1)
+    assert "daemon: source=a unexpected error" in caplog.text and "Traceback" in caplog.text
+
+
+def test_a_supervised_task_that_fails_is_logged_with_its_traceback_and_restarted(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from aggregator.daemon import scheduler
+
+    monkeypatch.setattr(scheduler, "SUPERVISOR_RESTART_SECONDS", 0.01)
+    runs: list[int] = []
+
+    async def flaky() -> None:
+        runs.append(len(runs))
+        if len(runs) < 3:
+            raise RuntimeError(f"failure {len(runs)}")
+
+    async def scenario() -> None:
+        await asyncio.wait_for(scheduler.supervise("flaky", flaky), timeout=5)
+
+    asyncio.run(scenario())
+    assert runs == [0, 1, 2]
+    assert caplog.text.count("daemon: task flaky failed; restarting it") == 2
+    assert "RuntimeError: failure 2" in caplog.text

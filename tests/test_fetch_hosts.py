@@ -242,3 +242,23 @@ def test_dns_failure_is_left_to_the_caller_to_map(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo({}))
     with pytest.raises(socket.gaierror):
         asyncio.run(hosts.check_address("nowhere.test", 80, allow_private=False, source_name="s", url="u"))
+
+
+def test_the_pacing_table_forgets_idle_hosts_beyond_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hosts, "MAX_TRACKED_HOSTS", 50)
+    limiter = hosts.HostLimiter(1, None)
+
+    async def visit_many() -> None:
+        for number in range(500):
+            async with limiter.slot(f"host{number}.example"):
+                pass
+        limiter.defer("deferred.example", 60)
+        async with limiter.slot("busy.example"):
+            for number in range(500, 600):  # the host in use and the deferred one are kept meanwhile
+                async with limiter.slot(f"host{number}.example"):
+                    pass
+            assert limiter.tracked_hosts <= 52
+
+    asyncio.run(visit_many())
+    assert limiter.tracked_hosts <= 52
+    assert limiter._paces.keys() >= {"busy.example", "deferred.example"}  # what was kept

@@ -127,7 +127,7 @@ def test_no_move_hint_when_it_does_not_apply_to_the_configured_url(state: Source
 
 
 def test_json_output_has_one_object_per_source_with_iso_times() -> None:
-    state = POLLED.replace(failures=1, last_error=_error(), moved_to=NEW_URL)
+    state = POLLED.replace(failures=1, last_error=_error(), moved_to=NEW_URL, skipped_items={"url": 2, "clean": 1})
     rows = status_rows(
         _config(_source(), _source("南通日报", url=NEW_URL)), {"nantong": state}, {"nantong": 5}, NOW
     )
@@ -150,8 +150,11 @@ def test_json_output_has_one_object_per_source_with_iso_times() -> None:
         "hint": f"moved permanently: update feeds.toml url to {NEW_URL}",
         "stories": 0,
         "merged_items": 0,
+        "skipped_items": 3,
+        "skipped_reasons": {"clean": 1, "url": 2},
     }
     assert data[1]["source"] == "南通日报"
+    assert (data[1]["skipped_items"], data[1]["skipped_reasons"]) == (0, {})
     assert data[1]["state"] == "new"
     assert data[1]["last_success_at"] is None
 

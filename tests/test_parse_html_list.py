@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -112,3 +113,29 @@ def test_article_body_is_the_html_of_the_body_selector() -> None:
 def test_article_page_without_the_body_element_has_no_body() -> None:
     body = b"<html><body><div class='other'>x</div></body></html>"
     assert extract_body(_fetched(body, "http://127.0.0.1/a/1.html"), LIST_SOURCE) is None
+
+
+# --- linear time over hostile pages (issue 10) -------------------------------------------------------
+
+#: generous; the former `\d+\s*(?:秒|…)\s*前` took 19 s over 20,000 digits (quadratic)
+LINEAR_BOUND_SECONDS = 1.0
+
+
+@pytest.mark.parametrize(
+    "date_text", ["1" * 100_000, "2022-1" + " " * 100_000 + "x", "1-1 " * 25_000, "12月" * 33_000],
+    ids=["digit-run", "date-then-spaces", "month-day-repeats", "chinese-month-repeats"],
+)
+def test_a_100_kb_date_label_is_searched_in_linear_time(date_text: str) -> None:
+    page = (f'<ul class="news-list"><li><a class="title" href="/a/1.html">t</a>'
+            f'<span class="date">{date_text}</span></li></ul>').encode()
+    started = time.monotonic()
+    feed = parse_html_list(_fetched(page, "http://127.0.0.1/list_1.html"), LIST_SOURCE, SHANGHAI)
+    assert time.monotonic() - started < LINEAR_BOUND_SECONDS
+    assert feed.items[0].published is None
+
+
+def test_a_100_kb_run_of_meta_tags_is_sniffed_in_linear_time() -> None:
+    page = b"<meta " * 20_000 + b'<ul class="news-list"></ul>'
+    started = time.monotonic()
+    parse_html_list(_fetched(page, "http://127.0.0.1/list_1.html"), LIST_SOURCE, SHANGHAI)
+    assert time.monotonic() - started < LINEAR_BOUND_SECONDS

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -140,3 +141,44 @@ def test_detail_field_set_by_the_source_is_a_dotted_path() -> None:
 def test_detail_error_page_is_a_parse_error() -> None:
     with pytest.raises(ParseError, match="not JSON"):
         read_detail_body(_fetched(b"<html><body>404</body></html>", content_type="text/html"), PRESET)
+
+
+# --- linear time over hostile bodies (issue 10): 100 KB that made the former regexes backtrack --------
+
+#: generous: the inputs take milliseconds now; the regexes they replaced took hours (the JSONP wrapper
+#: regex was cubic in a run of whitespace: 2,000 spaces took 35 s)
+LINEAR_BOUND_SECONDS = 1.0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"callback(" + b" " * 100_000 + b"x", b"var data = " + b" " * 100_000 + b";x", b"f" * 100_000 + b"(",
+     b" " * 100_000],
+    ids=["call-then-spaces", "assignment-then-spaces", "long-callback-name", "only-spaces"],
+)
+def test_a_jsonp_wrapper_over_a_100_kb_whitespace_run_is_refused_in_linear_time(body: bytes) -> None:
+    started = time.monotonic()
+    with pytest.raises(ParseError, match="not JSON"):
+        parse_json_api(_fetched(body), PRESET, SHANGHAI)
+    assert time.monotonic() - started < LINEAR_BOUND_SECONDS
+
+
+def test_jsonp_wrappers_are_still_unwrapped() -> None:
+    for body in (b'cb({"records": []});', b'var x = {"records": []} ;\n', b'a.b ({"records": []})'):
+        assert parse_json_api(_fetched(body), PRESET, SHANGHAI).items == ()
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [(b'{"data": {"list": [{"n": ' + b"9" * 5000 + b"}]}}", "Exceeds the limit"),
+     (b"[" * 10_000 + b"]" * 10_000, "nested too deeply")],
+    ids=["5000-digit-integer", "10000-deep-nesting"],
+)
+def test_json_beyond_what_python_reads_is_a_parse_error(body: bytes, message: str) -> None:
+    with pytest.raises(ParseError, match=message):
+        parse_json_api(_fetched(body), PRESET, SHANGHAI)
+
+
+def test_a_detail_body_beyond_what_python_reads_is_a_parse_error() -> None:
+    with pytest.raises(ParseError, match="nested too deeply"):
+        read_detail_body(_fetched(b'{"data": ' + b"[" * 10_000 + b"]" * 10_000 + b"}"), PRESET)

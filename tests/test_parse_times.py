@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -124,3 +125,13 @@ def test_relative_forms_depend_only_on_the_now_passed_in() -> None:
 def test_any_string_gives_an_aware_utc_datetime_or_none(value: str) -> None:
     found = to_utc(value, SHANGHAI, NOW)
     assert found is None or found.tzinfo is UTC
+
+
+@pytest.mark.parametrize(
+    "text", ["1" * 100_000, "1 " * 50_000 + "秒前", "2022-01-01" + " 1" * 50_000, "Mon, " * 20_000],
+    ids=["digit-run", "digits-and-spaces", "date-then-numbers", "day-names"],
+)
+def test_a_100_kb_text_is_no_date_and_is_refused_in_linear_time(text: str) -> None:
+    started = time.monotonic()
+    assert to_utc(text, ZoneInfo("Asia/Shanghai"), datetime(2026, 11, 24, tzinfo=UTC)) is None
+    assert time.monotonic() - started < 1.0  # generous: a check of complexity, not a benchmark

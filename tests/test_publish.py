@@ -16,7 +16,7 @@ from lxml import etree
 
 import aggregator
 from aggregator.config.load import CategoryConfig, Config, Settings, SourceConfig
-from aggregator.errors import PublishError
+from aggregator.errors import PublishError, PublishFailures
 from aggregator.models import Item, ItemChange
 from aggregator.publish import output_dir_of, publish_categories
 from aggregator.storage import Storage
@@ -280,7 +280,74 @@ def test_published_files_are_readable_by_other_users(tmp_path: Path, storage: St
 def test_an_unwritable_output_dir_is_a_publish_error(tmp_path: Path, storage: Storage) -> None:
     (tmp_path / "feeds").write_text("a file where the folder should be")
     store(storage, [make_item(1)])
-    with pytest.raises(PublishError, match="publish: cannot write") as caught:
+    with pytest.raises(PublishFailures, match="publish: cannot write") as caught:
         publish_categories(storage, make_config(tmp_path))
-    assert isinstance(caught.value.__cause__, OSError)
-    assert caught.value.category == "nantongribao"
+    assert isinstance(caught.value.__cause__, PublishError)
+    assert isinstance(caught.value.__cause__.__cause__, OSError)
+    assert caught.value.failed == ("nantongribao", "yangzhou", "all", "feeds.opml", "index")
+
+
+# --- fault isolation (issue 10) -----------------------------------------------------------------------
+
+
+def test_control_characters_from_sources_never_make_a_published_document_invalid(
+    tmp_path: Path, storage: Storage
+) -> None:
+    config = make_config(tmp_path)
+    store(storage, [make_item(1, url="https://finews.example/a/\u00011.html", title="新闻\u0001 1",
+                             author="记者\u0008", summary="摘\ufffe要"),
+                    make_item(2, category="rugao", sources=frozenset({"nt\u0001"}))])
+    storage.add_category_titles({"rugao": "如皋\u0001日报新闻"})  # a medium name with a control character
+    publish_categories(storage, config)
+    out = output_dir_of(config)
+    for path in [*out.glob("*.atom"), *out.glob("archive/*/*.atom"), out / "feeds.opml"]:
+        etree.fromstring(path.read_bytes())  # well-formed XML, or this raises
+    atom = feed_file(config, "nantongribao").read_text(encoding="utf-8")
+    assert 'href="https://finews.example/a/1.html"' in atom and "新闻 1" in atom
+    assert "如皋日报新闻" in (out / "feeds.opml").read_text(encoding="utf-8")
+    entry = json.loads((out / "nantongribao.json").read_text(encoding="utf-8"))["items"][0]
+    assert (entry["url"], entry["title"], entry["authors"]) == (
+        "https://finews.example/a/1.html", "新闻 1", [{"name": "记者"}])
+    assert "\u0001" not in (out / "index.html").read_text(encoding="utf-8")
+
+
+def test_a_category_that_fails_to_publish_fails_alone_and_stays_owed_until_published(
+    tmp_path: Path, storage: Storage
+) -> None:
+    config = make_config(tmp_path)
+    store(storage, [make_item(1), make_item(2, category="yangzhou")])
+    assert set(storage.owed_categories()) == {"nantongribao", "yangzhou"}
+    blocker = feed_file(config, "yangzhou")
+    blocker.mkdir(parents=True)  # the feed's file cannot be written: a folder is in its place
+    with pytest.raises(PublishFailures) as caught:
+        publish_categories(storage, config, ["nantongribao", "yangzhou"])
+    assert caught.value.failed == ("yangzhou",)
+    assert feed_file(config, "nantongribao").exists() and (output_dir_of(config) / "feeds.opml").exists()
+    assert set(storage.owed_categories()) == {"yangzhou"}
+    blocker.rmdir()
+    assert publish_categories(storage, config, sorted(storage.owed_categories())) == ["yangzhou"]
+    assert storage.owed_categories() == {}
+
+
+def test_a_change_committed_while_a_publish_reads_stays_owed(tmp_path: Path, storage: Storage) -> None:
+    config = make_config(tmp_path)
+    store(storage, [make_item(1)])
+
+    class ChangingDuringPublish:
+        """The store, with a poll committing a change the moment the publish starts reading items."""
+
+        def __init__(self, inner: Storage) -> None:
+            self._inner = inner
+            self._changed = False
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self._inner, name)
+
+        def count_items(self, category: str | None = None) -> int:
+            if not self._changed:
+                self._changed = True
+                store(self._inner, [make_item(2)])
+            return self._inner.count_items(category)
+
+    publish_categories(ChangingDuringPublish(storage), config, ["nantongribao"])  # type: ignore[arg-type]
+    assert set(storage.owed_categories()) == {"nantongribao"}

@@ -463,6 +463,7 @@ def test_postgresql_store_lives_in_the_schema_named_by_its_url(
         "item_signatures",
         "item_sources",
         "items",
+        "publish_owed",
         "schema_version",
         "search_documents",
         "signature_bands",

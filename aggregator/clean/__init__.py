@@ -36,7 +36,8 @@ _MAX_ROUNDS = 4
 _CONTROL_RE = re.compile("[\x00-\x08\x0b\x0e-\x1f]")
 _UNENCODABLE_RE = re.compile("[\ud800-\udfff\ufffe\uffff]")
 # `</body>` or `</html>` inside a fragment makes libxml2 drop everything after it
-_DOCUMENT_END_RE = re.compile(r"</\s*(?:body|html)\b[^>]*>", re.IGNORECASE)
+#: `[^<>]`, not `[^>]`: over "</body</body…" without a `>` the latter rescanned the rest from every tag
+_DOCUMENT_END_RE = re.compile(r"</\s*(?:body|html)\b[^<>]*>", re.IGNORECASE)
 
 
 def clean_html(html: str, base_url: str | None, rules: CleanRules = _DEFAULT_RULES) -> str:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from lxml import etree
 
 from aggregator.clean.rules import PRESETS, HostRule, SitePreset
 from aggregator.clean.urls import HostIndex, build_host_index
 from aggregator.config.load import CleanRules, Replacement
+from aggregator.errors import reduce_error
 from aggregator.selectors import css_to_xpath
 
 

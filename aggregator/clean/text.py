@@ -12,7 +12,8 @@ from aggregator.clean.tree import DepthLimitError, is_hidden, parse_fragment
 
 _COMMENT_RE = re.compile(r"<!--.*?(?:-->|$)", re.DOTALL)
 _SCRIPT_RE = re.compile(r"<(script|style)\b.*?(?:</\1\s*>|$)", re.DOTALL | re.IGNORECASE)
-_BREAK_RE = re.compile(r"<br\s*/?>|</?p\b[^>]*>", re.IGNORECASE)
+#: `[^<>]`, not `[^>]`: over "<p<p<p…" without a `>` the latter rescanned the rest of the text from every `<p`
+_BREAK_RE = re.compile(r"<br\s*/?>|</?p\b[^<>]*>", re.IGNORECASE)
 _TAG_RE = re.compile(r"</?[a-zA-Z][^<>]*>|<![^<>]*>|<\?[^<>]*>")
 # C0/C1 controls other than whitespace, lone surrogates, BOM and zero-width space
 _INVISIBLE_RE = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ufeff\u200b]")

@@ -42,7 +42,8 @@ _CONTENT_TAGS = frozenset({"img", "hr", "table"})
 _BLANK_CHARS = " \t\n\r\f\u00a0\u3000\u200b\ufeff"
 _STYLED_XPATH = etree.XPath("descendant::*[@style or @hidden]")
 _CITED_XPATH = etree.XPath("descendant::*[@cite]")
-_PIXEL_SIZE_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(?:px)?\s*")
+#: matched against the stripped value: `\s*…\s*(?:px)?\s*` backtracked quadratically over a run of spaces
+_PIXEL_SIZE_RE = re.compile(r"(\d+(?:\.\d+)?)(?:\s*px)?")
 _DIMENSION_RE = re.compile(r"\d{1,5}%?")
 
 
@@ -189,7 +190,7 @@ def _is_pixel(image: etree._Element) -> bool:
         declarations = _parse_style(style)
         sizes += [declarations.get("width"), declarations.get("height")]
     for size in sizes:
-        match = _PIXEL_SIZE_RE.fullmatch(size) if size else None
+        match = _PIXEL_SIZE_RE.fullmatch(size.strip()) if size else None
         if match is not None and float(match.group(1)) <= MAX_PIXEL_SIZE_PX:
             return True
     return False

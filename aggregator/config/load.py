@@ -155,6 +155,9 @@ class Settings(_Strict):
     timeout: Duration = timedelta(seconds=30)
     max_response_bytes: StrictInt = Field(default=10 * 1024 * 1024, ge=1024)
     max_redirects: StrictInt = Field(default=5, ge=0, le=20)
+    #: wall-clock time one document may take to parse or clean in its worker process; past it the
+    #: worker is killed and replaced and the source fails with a clear error (aggregator/workers.py)
+    document_budget: Duration = timedelta(seconds=10)
     #: sources fetched at once
     concurrency: StrictInt = Field(default=8, ge=1, le=256)
     #: connections per host at once, and the minimum gap between two requests to one host

@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from aggregator.config.load import Config, Settings
-from aggregator.errors import PublishError, StorageError
+from aggregator.errors import AggregatorError, PublishFailures
 from aggregator.publish import output_dir_of, publish_categories
 from aggregator.publish.layout import PENDING_PINGS_FILE
 from aggregator.storage import Storage
@@ -66,6 +67,14 @@ class PublishQueue:
         self._everything = False
         self._wanted = asyncio.Event()
         self._closing = False
+        #: feed name → monotonic time its publishing started failing ("*": a whole pass failed); replaced,
+        #: never mutated, so the HTTP thread reads a consistent snapshot
+        self._failing_since: dict[str, float] = {}
+
+    def overdue(self, longer_than_seconds: float) -> list[str]:
+        """Feeds whose publishing has been failing for longer than `longer_than_seconds` (for /healthz)."""
+        now = time.monotonic()
+        return sorted(name for name, since in self._failing_since.items() if now - since > longer_than_seconds)
 
     def request(self, categories: Iterable[str] | None) -> None:
         """Republish `categories` soon; None means every category (after a config change)."""
@@ -119,10 +128,39 @@ class PublishQueue:
         self._everything, self._pending = False, set()
         try:
             written = await asyncio.to_thread(self._publish, self._storage, self.config, categories)
-        except (PublishError, StorageError) as e:
-            log.error("%s; publishing again in %.0fs", e, self._retry_seconds)  # e names its stage
-            self._remember(categories)
+        except Exception as e:  # the publisher outlives any failure: it retries what failed (issue 10)
+            if isinstance(e, AggregatorError):
+                log.error("%s; publishing again in %.0fs", e, self._retry_seconds)  # e names its stage
+            else:
+                log.exception("publish: unexpected error; publishing again in %.0fs", self._retry_seconds)
+            failed = _retry_set(e, categories)
+            self._remember(failed)
+            self._record_failures(categories, failed)
             asyncio.get_running_loop().call_later(self._retry_seconds, self._wanted.set)
             return
+        self._record_failures(categories, [])
         if written:
             log.info("publish: rewrote %s", ", ".join(written))
+
+    def _record_failures(self, requested: list[str] | None, failed: list[str] | None) -> None:
+        """Start the clock of feeds that now fail, stop that of those published."""
+        now = time.monotonic()
+        failed_names = {"*"} if failed is None else set(failed)
+        if requested is None and failed is None:
+            kept = dict(self._failing_since)
+        elif requested is None:
+            kept = {}
+        else:
+            kept = {name: since for name, since in self._failing_since.items()
+                    if name not in requested or name in failed_names}
+        self._failing_since = {**{name: now for name in failed_names}, **kept}
+
+
+def _retry_set(error: Exception, requested: list[str] | None) -> list[str] | None:
+    """What to publish again after `error`: only the feeds that failed when the publish says which and
+    they are categories; everything (None) when all.atom, feeds.opml or the index failed, or it cannot say."""
+    if isinstance(error, PublishFailures) and requested is not None:
+        if all(name in requested for name in error.failed):
+            return list(error.failed)
+        return None
+    return requested

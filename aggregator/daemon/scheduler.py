@@ -17,8 +17,7 @@ import logging
 import signal
 import socket
 import time
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,11 +36,12 @@ from aggregator.daemon.publish_queue import PublishQueue
 from aggregator.errors import ConfigError, StorageError
 from aggregator.fetch.client import HttpFetcher
 from aggregator.ops.metrics import Metrics
-from aggregator.models import SourceState, UpdateOutcome
+from aggregator.models import ErrorInfo, SourceState, UpdateOutcome
 from aggregator.schedule import follow_outcome, resume_at, spread_offset, state_for, url_to_poll
 from aggregator.serve import ASGIApp, create_app
 from aggregator.storage import Storage, open_storage
 from aggregator.update import Updater, utc_now
+from aggregator.workers import WorkerPool
 
 log = logging.getLogger("aggregator.daemon.scheduler")
 
@@ -57,12 +57,15 @@ CONFIG_SETTLE_SECONDS = 0.2
 HEARTBEAT_SECONDS = 1.0
 #: /healthz fails when the scheduler has not run its heartbeat job for this long
 HEARTBEAT_STALE_SECONDS = 15.0
+#: a daemon task (publisher, config watcher) that failed is started again after this long
+SUPERVISOR_RESTART_SECONDS = 1.0
 #: sources added or changed by a reload are first polled within this window, spread by name
 RELOAD_SPREAD = timedelta(seconds=10)
 #: cron sources sharing an expression would all fire on the same second
 CRON_JITTER_SECONDS = 30
-#: threads for parsing and cleaning, so a large document does not stall the event loop's timers
-WORKER_THREADS = 2
+#: processes for parsing and cleaning, so a large document does not stall the event loop's timers, and
+#: one that overruns settings.document_budget can be stopped (aggregator/workers.py)
+WORKER_PROCESSES = 2
 
 
 def run_daemon(config_path: Path, *, listen: str | None, env: Mapping[str, str]) -> int:
@@ -77,9 +80,9 @@ def run_daemon(config_path: Path, *, listen: str | None, env: Mapping[str, str])
         with (
             storage.writer_lock(WRITER_LOCK_WAIT_SECONDS),
             bind_listener(listen or config.settings.listen) as listener,
-            ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="aggregator-work") as executor,
+            WorkerPool(WORKER_PROCESSES, config.settings.document_budget.total_seconds()) as workers,
         ):
-            daemon = Daemon(config_path, env, config, storage, executor)
+            daemon = Daemon(config_path, env, config, storage, workers)
             asyncio.run(daemon.run(listener))
     finally:
         storage.close()
@@ -99,13 +102,13 @@ class Daemon:
     """One running `aggregator run`; `run()` returns after SIGTERM/SIGINT and a clean shutdown."""
 
     def __init__(self, config_path: Path, env: Mapping[str, str], config: Config, storage: Storage,
-                 executor: ThreadPoolExecutor) -> None:
+                 workers: WorkerPool) -> None:
         self._config_path = config_path
         self._env = env
         self._config = config
         self._sources = {source.name: source for source in config.sources}
         self._storage = storage
-        self._executor = executor
+        self._workers = workers
         self._metrics = Metrics()
         self._scheduler = AsyncIOScheduler(
             timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
@@ -129,7 +132,7 @@ class Daemon:
         async with contextlib.AsyncExitStack() as stack:
             # unwound in reverse: HTTP stops, then the scheduler, then the fetchers close
             stack.push_async_callback(self._close_fetchers)
-            await self._open_fetcher()
+            await self._open_fetcher(self._config)
             states = self._storage.get_source_states()
             self._metrics.load_states(states, self._sources)
             self._metrics.load_story_counts(self._storage.story_counts())
@@ -142,9 +145,9 @@ class Daemon:
             stack.push_async_callback(asyncio.to_thread, http.stop)
             log.info("daemon: started: %d of %d sources scheduled; store %s; listening on %s", scheduled,
                      len(self._config.sources), self._storage.url, listener_url(listener))
-            self._publisher.request(None)
-            publisher = asyncio.create_task(self._publisher.run())
-            watcher = asyncio.create_task(self._watch_config())
+            self._publisher.request(None)  # also pays what a killed run left owed (publish_owed)
+            publisher = supervise("publisher", self._publisher.run)
+            watcher = supervise("config watcher", self._watch_config)
             await self._stop_wanted.wait()
             await self._drain(publisher, watcher)
         log.info("daemon: stopped")
@@ -229,8 +232,11 @@ class Daemon:
         self._heartbeat = time.monotonic()
 
     def _is_alive(self) -> bool:
-        # Read from the HTTP thread: a float and a bool, each read atomically.
-        return self._scheduler.running and time.monotonic() - self._heartbeat < HEARTBEAT_STALE_SECONDS
+        # Read from the HTTP thread: a float, a bool and a dict replaced whole, each read atomically.
+        if not self._scheduler.running or time.monotonic() - self._heartbeat >= HEARTBEAT_STALE_SECONDS:
+            return False
+        # a feed failing to publish for longer than a poll interval is stale to its readers (issue 10)
+        return not self._publisher.overdue(self._config.settings.interval.total_seconds())
 
     async def _poll_job(self, name: str) -> None:
         """The job's run: hold the job and start the poll as a task of the daemon's own.
@@ -261,7 +267,26 @@ class Daemon:
             log.warning("daemon: source=%s poll cancelled at shutdown; it is repeated next start", source.name,
                         extra={"source": source.name})
             return
+        except Exception as e:  # a bug must not pause the source for good: record it, keep the job scheduled
+            log.exception("daemon: source=%s unexpected error; polling it again later", source.name,
+                          extra={"source": source.name})
+            self._record_unexpected(source.name, e)
+            outcome = None
         self._after_poll(source, outcome)
+
+    def _record_unexpected(self, name: str, error: Exception) -> None:
+        """Store `error` as the source's last error, so `status` shows it."""
+        now = utc_now()
+        try:
+            state = self._storage.get_source_state(name) or SourceState(name=name)
+        except Exception:  # the state itself may be what is broken: start again from an empty one
+            state = SourceState(name=name)
+        try:
+            self._storage.save_source_state(state.replace(
+                failures=state.failures + 1, last_error=ErrorInfo.from_exception(error, "update", now),
+                last_polled_at=now))
+        except StorageError as e:
+            log.error("%s; the error of source=%s is not recorded", e, name, extra={"source": name})
 
     def _after_poll(self, source: SourceConfig, outcome: UpdateOutcome | None) -> None:
         if outcome is not None and outcome.changed_categories:
@@ -349,16 +374,22 @@ class Daemon:
         if diff.is_empty():
             log.info("config: %s reloaded (%s): nothing changed", self._config_path, reason)
             return
+        try:
+            if diff.changed_settings:
+                # first, so a fetcher that cannot be built leaves the running one, and the old config, in place
+                await self._open_fetcher(new)
+        except Exception:
+            log.exception("config: could not apply the edit of %s (%s): the fetcher for the new settings "
+                          "cannot be built; still running on the last good configuration", self._config_path, reason)
+            return
         log.info("config: %s reloaded (%s): %s", self._config_path, reason, "; ".join(diff.describe()))
-        await self._apply_config(new, diff)
+        self._apply_config(new, diff)
 
-    async def _apply_config(self, new: Config, diff: ConfigDiff) -> None:
+    def _apply_config(self, new: Config, diff: ConfigDiff) -> None:
         self._config = self._publisher.config = new
+        self._workers.budget_seconds = new.settings.document_budget.total_seconds()
         self._sources = {source.name: source for source in new.sources}
-        if diff.changed_settings:
-            await self._open_fetcher()
-        else:
-            self._updater = self._make_updater()
+        self._updater = self._make_updater()
         self._http_app.app = self._create_http_app(new)
         for name in diff.removed_sources:
             self._unschedule(name)
@@ -376,22 +407,40 @@ class Daemon:
         if diff.changes_feeds():
             self._publisher.request(None)
 
-    async def _open_fetcher(self) -> None:
-        """A fetcher for the current settings; polls still using the previous one finish before it closes."""
+    async def _open_fetcher(self, config: Config) -> None:
+        """A fetcher for `config`'s settings; polls still using the previous one finish before it closes.
+        Raises, changing nothing, when the new fetcher cannot be built."""
         old_fetcher, old_stack = self._fetcher, self._fetcher_stack
-        self._fetcher_stack = contextlib.AsyncExitStack()
-        self._fetcher = await self._fetcher_stack.enter_async_context(HttpFetcher(self._config.settings))
+        stack = contextlib.AsyncExitStack()
+        fetcher = await stack.enter_async_context(HttpFetcher(config.settings))
+        self._fetcher, self._fetcher_stack = fetcher, stack
         self._updater = self._make_updater()
         if old_fetcher is not None:
             self._closers.add(asyncio.create_task(_close_after(old_stack, set(self._in_flight))))
 
     def _make_updater(self) -> Updater:
         assert self._fetcher is not None  # opened first thing in run()
-        return Updater(self._config, self._storage, self._fetcher, executor=self._executor, cron_of=self._cron_of)
+        return Updater(self._config, self._storage, self._fetcher, workers=self._workers, cron_of=self._cron_of)
 
     async def _close_fetchers(self) -> None:
         await asyncio.gather(*self._closers)
         await self._fetcher_stack.aclose()
+
+
+def supervise(name: str, run: Callable[[], Coroutine[Any, Any, None]]) -> asyncio.Task[None]:
+    """Run `run()` as a task that is restarted, after SUPERVISOR_RESTART_SECONDS, whenever it fails;
+    each failure is logged with its traceback. It ends when `run()` returns or the task is cancelled."""
+
+    async def keep_running() -> None:
+        while True:
+            try:
+                await run()
+                return
+            except Exception:
+                log.exception("daemon: task %s failed; restarting it in %.0fs", name, SUPERVISOR_RESTART_SECONDS)
+            await asyncio.sleep(SUPERVISOR_RESTART_SECONDS)
+
+    return asyncio.create_task(keep_running(), name=name)
 
 
 async def _close_after(stack: contextlib.AsyncExitStack, users: set[asyncio.Task[Any]]) -> None:

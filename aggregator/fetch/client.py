@@ -47,6 +47,10 @@ RETRY_AFTER_STATUSES = frozenset({429, 503})
 #: whole hop (DNS, connect, headers, body) must also finish within this many `timeout`s
 WHOLE_RESPONSE_TIMEOUTS = 3
 DEFAULT_PORTS = {"http": 80, "https": 443}
+#: response headers kept as the source's conditional-GET validators (RFC 9110 §13.1)
+VALIDATOR_HEADERS = ("etag", "last-modified")
+#: a longer validator is not stored (a real ETag is a hash, a Last-Modified a 29-character date)
+MAX_VALIDATOR_CHARS = 1024
 
 
 class Fetcher(Protocol):
@@ -228,13 +232,14 @@ class HttpFetcher:
     async def fetch_source(self, source: SourceConfig, url: str, state: SourceState) -> FetchResult:
         """Conditional GET (RFC 9110 §13.1): the stored validators go out, a 304 comes back as NotModified."""
         headers = {"Accept": ACCEPT_BY_KIND[source.kind]}
-        if state.etag:
-            headers["If-None-Match"] = state.etag
-        if state.last_modified:
-            headers["If-Modified-Since"] = state.last_modified
+        # a validator stored by an older version may be unsendable: it is left out, not sent to fail forever
+        if etag := sendable_validator(state.etag):
+            headers["If-None-Match"] = etag
+        if last_modified := sendable_validator(state.last_modified):
+            headers["If-Modified-Since"] = last_modified
         hop, permanent_redirect = await self._get(source, url, headers)
         if hop.status == 304:
-            return NotModified(url=url, headers=hop.headers, fetched_at=self._clock())
+            return NotModified(url=url, headers=_trusted_validators(hop.headers), fetched_at=self._clock())
         return self._to_fetched(source, url, hop, permanent_redirect)
 
     async def fetch_url(self, source: SourceConfig, url: str) -> Fetched:
@@ -245,7 +250,7 @@ class HttpFetcher:
 
     def _to_fetched(self, source: SourceConfig, url: str, hop: _Hop, permanent_redirect: str | None) -> Fetched:
         return Fetched(url=url, final_url=hop.url, status=hop.status,
-                       headers=hop.headers, body=hop.body, fetched_at=self._clock(),
+                       headers=_trusted_validators(hop.headers), body=hop.body, fetched_at=self._clock(),
                        permanent_redirect=permanent_redirect)
 
     async def _get(self, source: SourceConfig, url: str, headers: dict[str, str]) -> tuple[_Hop, str | None]:
@@ -361,6 +366,26 @@ async def _read_capped(response: httpx.Response, max_bytes: int, source_name: st
     return b"".join(chunks)
 
 
+def sendable_validator(value: str | None) -> str | None:
+    """`value` when it can go back to the server as a header (visible ASCII and inner spaces, at most
+    MAX_VALIDATOR_CHARS), else None. Validators come from servers we do not control: a non-ASCII ETag
+    sent back made httpx raise UnicodeEncodeError on every later poll (issue 10)."""
+    if value is None or len(value) > MAX_VALIDATOR_CHARS:
+        return None
+    value = value.strip()
+    if not value or not all(" " <= char <= "~" for char in value):
+        return None
+    return value
+
+
+def _trusted_validators(headers: Mapping[str, str]) -> Mapping[str, str]:
+    """The response headers without an ETag or Last-Modified that could not be sent back."""
+    unsendable = [name for name in VALIDATOR_HEADERS if name in headers and sendable_validator(headers[name]) is None]
+    if not unsendable:
+        return headers
+    return {name: value for name, value in headers.items() if name not in unsendable}
+
+
 def _describe_status(status: int) -> str:
     """"HTTP 503 Service Unavailable": the registered phrase, not the server's (HTTP/2 sends none)."""
     return f"HTTP {status} {httpx.codes.get_reason_phrase(status)}".rstrip()
@@ -412,6 +437,8 @@ def _map_errors(
         raise FetchError(source_name, url, f"fetch: DNS lookup of {host} failed") from e
     except zlib.error as e:
         raise FetchError(source_name, url, f"fetch: compressed body from {host} is corrupt") from e
+    except UnicodeError as e:  # httpx encodes header values and IDNA host names; neither may wedge a source
+        raise FetchError(source_name, url, f"fetch: the request to {host} cannot be encoded") from e
 
 
 def _find_cause(exc: BaseException, kind: type[BaseException]) -> BaseException | None:

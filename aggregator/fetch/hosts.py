@@ -12,13 +12,14 @@ import asyncio
 import ipaddress
 import socket
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
-from aggregator.errors import BlockedAddressError
+from aggregator.errors import BlockedAddressError, reduce_error
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 AddressKind = Literal[
@@ -28,6 +29,8 @@ AddressKind = Literal[
 #: RFC 6052 §2.1 well-known NAT64 prefix: on an IPv6-only network with DNS64 every IPv4 site resolves into
 #: it, so the embedded IPv4 address decides (and 64:ff9b::10.0.0.1 is as private as 10.0.0.1)
 NAT64_PREFIX = ipaddress.IPv6Network("64:ff9b::/96")
+#: hosts whose pacing is remembered; beyond it the least recently used idle ones are forgotten (issue 10)
+MAX_TRACKED_HOSTS = 1024
 
 
 class HostDeferredError(Exception):
@@ -37,6 +40,9 @@ class HostDeferredError(Exception):
         super().__init__(f"{host} deferred for another {remaining_seconds:.0f} s")
         self.host = host
         self.remaining_seconds = remaining_seconds
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return reduce_error(self)
 
 
 @dataclass
@@ -49,6 +55,8 @@ class _HostPace:
     next_start: float = 0.0
     #: monotonic time until which the host asked us to stay away (Retry-After)
     deferred_until: float = 0.0
+    #: requests holding or waiting for a slot
+    users: int = 0
 
 
 class HostLimiter:
@@ -63,7 +71,12 @@ class HostLimiter:
             raise ValueError(f"per_host_concurrency must be >= 1, not {per_host_concurrency}")
         self._concurrency = per_host_concurrency
         self._delay_seconds = per_host_delay.total_seconds() if per_host_delay is not None else 0.0
-        self._paces: dict[str, _HostPace] = {}
+        #: least recently used first; bounded by MAX_TRACKED_HOSTS (a daemon meets new hosts for months)
+        self._paces: OrderedDict[str, _HostPace] = OrderedDict()
+
+    @property
+    def tracked_hosts(self) -> int:
+        return len(self._paces)
 
     @asynccontextmanager
     async def slot(self, host: str, *, max_deferral_seconds: float | None = None) -> AsyncIterator[None]:
@@ -73,21 +86,25 @@ class HostLimiter:
         holding the caller (and its worker) for the rest of a long Retry-After.
         """
         pace = self._pace(host)
-        async with pace.semaphore:
-            # the lock makes waiters take start times in arrival order (asyncio.Lock is FIFO)
-            async with pace.start_lock:
-                # a loop, not one sleep: defer() may push deferred_until while we sleep
-                while True:
-                    now = time.monotonic()
-                    deferred_seconds = pace.deferred_until - now
-                    if max_deferral_seconds is not None and deferred_seconds > max_deferral_seconds:
-                        raise HostDeferredError(host, deferred_seconds)
-                    wait_seconds = max(pace.next_start, pace.deferred_until) - now
-                    if wait_seconds <= 0:
-                        break
-                    await asyncio.sleep(wait_seconds)
-                pace.next_start = time.monotonic() + self._delay_seconds
-            yield
+        pace.users += 1
+        try:
+            async with pace.semaphore:
+                # the lock makes waiters take start times in arrival order (asyncio.Lock is FIFO)
+                async with pace.start_lock:
+                    # a loop, not one sleep: defer() may push deferred_until while we sleep
+                    while True:
+                        now = time.monotonic()
+                        deferred_seconds = pace.deferred_until - now
+                        if max_deferral_seconds is not None and deferred_seconds > max_deferral_seconds:
+                            raise HostDeferredError(host, deferred_seconds)
+                        wait_seconds = max(pace.next_start, pace.deferred_until) - now
+                        if wait_seconds <= 0:
+                            break
+                        await asyncio.sleep(wait_seconds)
+                    pace.next_start = time.monotonic() + self._delay_seconds
+                yield
+        finally:
+            pace.users -= 1
 
     def defer(self, host: str, seconds: float) -> None:
         """Make every later request to `host` wait `seconds` from now (never shortens a deferral)."""
@@ -99,7 +116,25 @@ class HostLimiter:
         pace = self._paces.get(key)
         if pace is None:
             pace = self._paces[key] = _HostPace(semaphore=asyncio.Semaphore(self._concurrency))
+            self._forget_idle_hosts()
+        else:
+            self._paces.move_to_end(key)
         return pace
+
+    def _forget_idle_hosts(self) -> None:
+        """Drop the least recently used hosts beyond MAX_TRACKED_HOSTS whose pacing no longer matters:
+        no request in flight or waiting, the gap since the last start over, no deferral running."""
+        excess = len(self._paces) - MAX_TRACKED_HOSTS
+        if excess <= 0:
+            return
+        now = time.monotonic()
+        for key in list(self._paces)[:-1]:  # never the host just added (the last)
+            if excess <= 0:
+                break
+            pace = self._paces[key]
+            if pace.users == 0 and pace.next_start <= now and pace.deferred_until <= now:
+                del self._paces[key]
+                excess -= 1
 
 
 def classify_address(address: IPAddress) -> AddressKind:

@@ -42,6 +42,8 @@ class StatusRow:
     last_error_at: datetime | None
     #: what ops should do, e.g. update a moved URL in feeds.toml
     hint: str | None
+    #: items the last successful poll skipped, by reason code ("identity", "url", "detail", "clean", "storage")
+    skipped_items: Mapping[str, int]
     #: the `now` the row was made at, for relative times in the table
     as_of: datetime
     #: stories of two or more items that hold an item of this source (issue 14)
@@ -84,6 +86,7 @@ def _make_row(source: SourceConfig, state: SourceState | None, items: int, now: 
         last_error_stage=error.stage if error else None,
         last_error_at=error.at if error else None,
         hint=_hint(source, state, status),
+        skipped_items=dict(state.skipped_items),
         as_of=now,
     )
 
@@ -137,6 +140,8 @@ def _row_json(row: StatusRow) -> dict[str, object]:
         "hint": row.hint,
         "stories": row.stories,
         "merged_items": row.merged_items,
+        "skipped_items": sum(row.skipped_items.values()),
+        "skipped_reasons": dict(sorted(row.skipped_items.items())),
     }
 
 

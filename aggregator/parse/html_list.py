@@ -31,7 +31,8 @@ _DATE_IN_TEXT = re.compile(
     r"\d{4}\s*[-/.年]\s*\d{1,2}\s*[-/.月]\s*\d{1,2}\s*日?(?:\s*\d{1,2}[:时]\d{1,2}(?:[:分]\d{1,2})?)?"
     r"|\d{1,2}月\d{1,2}日(?:\s*\d{1,2}:\d{2})?"
     r"|\d{1,2}-\d{1,2}\s+\d{1,2}:\d{2}"
-    r"|\d+\s*(?:秒|分钟|分|个小时|小时|天)\s*前|刚刚"
+    # at most 6 digits: an unbounded \d+ made a long run of digits quadratic (every start rescans the run)
+    r"|\d{1,6}\s*(?:秒|分钟|分|个小时|小时|天)\s*前|刚刚"
 )
 _NOT_LINKS = ("javascript:", "mailto:", "tel:", "#")
 
@@ -156,14 +157,20 @@ def _date(element: lxml.html.HtmlElement, source: SourceConfig, fetched: Fetched
 
 def _base_url(root: lxml.html.HtmlElement, page_url: str) -> str:
     base = root.find(".//base[@href]")
-    return urljoin(page_url, (base.get("href") or "").strip()) if base is not None else page_url
+    try:
+        return urljoin(page_url, (base.get("href") or "").strip()) if base is not None else page_url
+    except ValueError:  # a <base> urllib cannot parse ("http://[oops/") is ignored, as browsers do
+        return page_url
 
 
 def _resolve(base_url: str, href: str | None) -> str | None:
     href = (href or "").strip()
     if not href or href.lower().startswith(_NOT_LINKS):
         return None
-    return urldefrag(urljoin(base_url, href))[0]
+    try:
+        return urldefrag(urljoin(base_url, href))[0]
+    except ValueError:  # kept as sent: the item, not the page, is refused for it (aggregator/isolation.py)
+        return href
 
 
 def _text(element: lxml.html.HtmlElement) -> str:

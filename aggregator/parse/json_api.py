@@ -18,6 +18,7 @@ is the one that script used. Some eastmoney endpoints answer JSONP (`cb({...})`)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Mapping
@@ -61,7 +62,9 @@ GENERIC_FIELDS = JsonFields(
 )
 GENERIC_DETAIL_FIELD = "content|text|body|html"
 
-_JSONP = re.compile(r"^\s*(?:var\s+[\w$]+\s*=\s*|[\w$.]+\s*\()(?P<json>.*?)\)?\s*;?\s*$", re.DOTALL)
+#: the opening of a JSONP wrapper, `var name =` or `callback(`; the closing `)` and `;` are cut without a
+#: regex: the former `(?P<json>.*?)\)?\s*;?\s*$` backtracked cubically over a run of whitespace (issue 10)
+_JSONP_OPENING = re.compile(r"\s*(?:var\s+[\w$]+\s*(?P<assign>=)|[\w$.]+\s*(?P<call>\())")
 #: the digest of an eastmoney record opens with the title in 【】 (get_emnews.py: digest.split("】")[-1])
 _TITLE_PREFIX = re.compile(r"^\s*【[^】]*】\s*")
 #: epoch values above this are milliseconds (1e11 s is in the year 5138)
@@ -99,19 +102,41 @@ def load_json(fetched: Fetched, source: SourceConfig) -> tuple[object, tuple[str
     except CharsetError as e:
         raise ParseError(source.name, fetched.url, str(e)) from e
     text = decoded.text
+    # besides JSONDecodeError (a ValueError), json raises ValueError for a number over Python's digit
+    # limit and RecursionError for deep nesting: both are the document's fault, not ours
     try:
         return json.loads(text), decoded.warnings
-    except json.JSONDecodeError as first_error:
-        match = _JSONP.match(text)
-        if match is not None:
+    except (ValueError, RecursionError) as first_error:
+        unwrapped = _without_jsonp_wrapper(text)
+        if unwrapped is not None:
             try:
-                return json.loads(match["json"]), decoded.warnings
-            except json.JSONDecodeError:
+                return json.loads(unwrapped), decoded.warnings
+            except (ValueError, RecursionError):
                 pass
         content_type = fetched.headers.get("content-type", "unknown type")
-        raise ParseError(
-            source.name, fetched.url, f"parse: the response is not JSON ({content_type}): {text[:60]!r}"
-        ) from first_error
+        if isinstance(first_error, json.JSONDecodeError):
+            message = f"parse: the response is not JSON ({content_type}): {text[:60]!r}"
+        else:  # JSON, but beyond what we read: 10,000 levels deep, a 5,000-digit number
+            message = f"parse: the JSON response cannot be read ({content_type}): {_describe(first_error)}"
+        raise ParseError(source.name, fetched.url, message) from first_error
+
+
+def _without_jsonp_wrapper(text: str) -> str | None:
+    """The JSON inside `callback( … );` or `var name = … ;`, None when `text` has no such wrapper. Linear."""
+    opening = _JSONP_OPENING.match(text)
+    if opening is None:
+        return None
+    inner = text[opening.end():].rstrip()
+    inner = inner[:-1].rstrip() if inner.endswith(";") else inner
+    if opening["call"] is not None and inner.endswith(")"):
+        inner = inner[:-1]
+    return inner
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, RecursionError):
+        return "nested too deeply"
+    return str(error)
 
 
 def detail_url_for(source: SourceConfig, raw: RawItem) -> str | None:
@@ -193,7 +218,9 @@ def _read_record(
     explicit_id = text(fields.id)
     url = text(fields.url)
     if url:
-        url = urljoin(fetched.final_url, url)
+        # a link urllib cannot parse ("http://[oops/") stays as sent: the item, not the document, is refused
+        with contextlib.suppress(ValueError):
+            url = urljoin(fetched.final_url, url)
     elif explicit_id and source.preset == "eastmoney":
         url = EASTMONEY_SHARE_URL.replace("{id}", quote(explicit_id, safe=""))
     summary = text(fields.summary) or ""

@@ -29,6 +29,10 @@ from zoneinfo import ZoneInfo
 #: (an item dated "12-31 23:50" seen at 00:05 on 1 January belongs to the year before)
 MONTH_DAY_FUTURE_TOLERANCE = timedelta(days=1)
 
+#: no date we read is longer; a longer text is not a date, and is never handed to the regexes below
+#: (the longest RFC 822 form with a day name and a zone comment is under 50 characters)
+MAX_DATE_CHARS = 100
+
 _RELATIVE_UNITS = {
     "秒": timedelta(seconds=1),
     "分": timedelta(minutes=1),
@@ -62,8 +66,8 @@ _AMBIGUOUS_ZONES = frozenset({"CST"})
 def to_utc(value: str, tz: ZoneInfo, now: datetime) -> datetime | None:
     """`value` as an aware UTC datetime, or None when it is not a date we can read."""
     # NFKC folds full-width digits, colons and spaces ("２０２２：０１") to ASCII
-    text = " ".join(unicodedata.normalize("NFKC", value).split())
-    if not text:
+    text = " ".join(unicodedata.normalize("NFKC", value[:MAX_DATE_CHARS * 4]).split())
+    if not text or len(text) > MAX_DATE_CHARS:
         return None
     local_now = now.astimezone(tz)
     for reader in (_read_relative, _read_chinese, _read_numeric, _read_month_day, _read_rfc822, _read_iso):

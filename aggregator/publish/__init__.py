@@ -14,14 +14,14 @@ import dataclasses
 import functools
 import json
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aggregator.config.load import CategoryConfig, Config
-from aggregator.errors import PublishError
+from aggregator.errors import PublishError, PublishFailures
 from aggregator.models import Item
 from aggregator.publish.archive import ArchivePlan, plan_archive
 from aggregator.publish.atom import describe_feed, feed_subtitle, feed_title, render_atom
@@ -72,6 +72,9 @@ def publish_categories(
     With settings.websub_hub, the hub is pinged for the feeds that changed; a failing hub is
     logged and retried on the next publish, never an error here (aggregator/publish/websub.py).
     """
+    # the debts recorded up to now are paid by this publish; a change committed while it reads stays owed
+    started = datetime.now(UTC)
+    owed = storage.owed_categories()
     config = with_learnt_categories(config, storage.category_titles())
     output_dir = output_dir_of(config)
     if related is None and config.settings.similar_detection:
@@ -88,18 +91,33 @@ def publish_categories(
         targets = [name for name in names if name in wanted]
 
     changed: list[str] = []
+    #: feed name → what went wrong
+    failed: dict[str, Exception] = {}
     for name in targets:
-        if _publish_feed(storage, config, output_dir, name):
+        if _publish_one(name, failed, functools.partial(_publish_feed, storage, config, output_dir, name)):
             changed.append(name)
-    all_changed = _publish_feed(storage, config, output_dir, ALL_FEED) if targets else False
+    all_changed = bool(targets) and _publish_one(
+        ALL_FEED, failed, functools.partial(_publish_feed, storage, config, output_dir, ALL_FEED))
     feed_set = [*names, ALL_FEED]
-    with _writing(output_dir / OPML_FILE, "feeds.opml"):
-        write_with_gzip(output_dir / OPML_FILE, render_opml(config, feed_set))
-    with _writing(output_dir / INDEX_FILE, "pages"):
-        publish_pages(
-            storage, config, output_dir, names=names, stats=stats, full=full_pages, purged=purged, related=related,
-            touched=None if categories is None else targets,
-        )
+
+    def write_opml() -> bool:
+        with _writing(output_dir / OPML_FILE, "feeds.opml"):
+            return write_with_gzip(output_dir / OPML_FILE, render_opml(config, feed_set))
+
+    def write_pages() -> bool:
+        with _writing(output_dir / INDEX_FILE, "pages"):
+            publish_pages(
+                storage, config, output_dir, names=names, stats=stats, full=full_pages, purged=purged,
+                related=related, touched=None if categories is None else targets,
+            )
+        return True
+
+    _publish_one("feeds.opml", failed, write_opml)
+    _publish_one("pages", failed, write_pages)
+    # all.atom and the pages are rendered beside the categories: while either fails, every debt stays
+    paid = (set() if ALL_FEED in failed or "pages" in failed
+            else (set(owed) if categories is None else set(categories)) - set(failed))
+    storage.clear_owed(paid, started)
 
     hub = config.settings.websub_hub
     if hub:
@@ -111,7 +129,23 @@ def publish_categories(
             for file in (atom_file, json_file)
         ]
         notify_hub(output_dir, hub, topics, default_ping(config.settings))
+    if failed:
+        first = next(iter(failed.values()))
+        message = str(first) if isinstance(first, PublishError) else f"publish: {type(first).__name__}: {first}"
+        raise PublishFailures(list(failed), message) from first
     return changed
+
+
+def _publish_one(name: str, failed: dict[str, Exception], publish: Callable[[], bool]) -> bool:
+    """Run one feed's publish; any exception fails that feed only: logged, added to `failed`, and the
+    feed stays owed (storage's publish_owed) so the next publish tries it again (issue 10)."""
+    try:
+        return publish()
+    except Exception as e:  # a bad item, a full disk: one feed's failure is its own
+        log.error("publish: %s failed, published again later: %s", name, e, exc_info=not isinstance(e, PublishError),
+                  extra={"category": name})
+        failed[name] = e
+        return False
 
 
 def is_published(config: Config) -> bool:

@@ -8,7 +8,6 @@ feedparser without bozo.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
@@ -27,6 +26,7 @@ from aggregator.publish.archive import ArchivePlan
 from aggregator.publish.layout import ALL_FEED, archive_file, atom_file, file_url, site_url
 from aggregator.publish.page_layout import article_key
 from aggregator.publish.stories import STORY_SCHEME, EntryStory, RelatedLink
+from aggregator.publish.xml_text import xml_text, xml_text_or_none
 
 #: RFC 4151 tag URIs: stable whatever base_url the feeds move to
 TAG_PREFIX = "tag:aggregator,2022:"
@@ -38,9 +38,6 @@ ALL_FEED_TITLE = "全部新闻"
 EMPTY_FEED_UPDATED = datetime(1970, 1, 1, tzinfo=UTC)
 FEED_LANGUAGE = "zh-CN"
 
-#: characters XML 1.0 forbids (§2.2 Char); one stray control character in a source's title
-#: would otherwise make lxml refuse the whole feed
-_NON_XML_CHARS = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,16 +107,16 @@ def render_atom(
 
     fg = FeedGenerator()
     fg.id(feed_id(document.name))
-    fg.title(_xml_text(document.title))
+    fg.title(xml_text(document.title))
     if document.subtitle:
-        fg.subtitle(_xml_text(document.subtitle))
+        fg.subtitle(xml_text(document.subtitle))
     fg.updated(updated.astimezone(ZoneInfo(config.settings.timezone)))
     fg.language(FEED_LANGUAGE)
     # RFC 4287 §4.1.1: a feed needs an author unless every entry has one; the newspaper is ours
-    fg.author({"name": _xml_text(document.title)})
+    fg.author({"name": xml_text(document.title)})
     fg.generator("aggregator", version=__version__)
-    fg.link(href=document.self_url, rel="self", type=ATOM_MEDIA_TYPE)
-    fg.link(href=document.alternate_url, rel="alternate", type="text/html")
+    fg.link(href=xml_text(document.self_url), rel="self", type=ATOM_MEDIA_TYPE)
+    fg.link(href=xml_text(document.alternate_url), rel="alternate", type="text/html")
     if document.hub_url:
         fg.link(href=document.hub_url, rel="hub")
     if document.current_url:
@@ -136,23 +133,24 @@ def render_atom(
         zone = zone_of(item)
         fe = fg.add_entry(order="append")
         fe.id(entry_id(item.article_id))
-        fe.title(_xml_text(item.title) or item.article_id)
+        fe.title(xml_text(item.title) or item.article_id)
         fe.updated(item.updated.astimezone(zone))
         if item.published is not None:
             fe.published(item.published.astimezone(zone))
-        fe.content(_xml_text(item.html), type="html")
+        fe.content(xml_text(item.html), type="html")
         if item.summary:
-            fe.summary(_xml_text(item.summary), type="text")
+            fe.summary(xml_text(item.summary), type="text")
         if item.author:
-            fe.author({"name": _xml_text(item.author)})
+            fe.author({"name": xml_text(item.author)})
         for term in sorted(item.categories):
-            fe.category(term=term, label=_xml_text(feed_title(config, term)))
+            fe.category(term=xml_text(term), label=xml_text(feed_title(config, term)))
         story = stories.get(item.article_id) if stories else None
         if story is not None:
-            fe.category(term=story.story_id, scheme=STORY_SCHEME)
+            fe.category(term=xml_text(story.story_id), scheme=STORY_SCHEME)
         fe.register_extension("extras", _EntryExtras, atom=True, rss=False)
-        fe.extras.alternate_url, fe.extras.via_url = entry_links(item, config)
-        fe.extras.source_title = _xml_text(", ".join(sorted(item.sources)))
+        alternate, via = entry_links(item, config)
+        fe.extras.alternate_url, fe.extras.via_url = xml_text_or_none(alternate), xml_text_or_none(via)
+        fe.extras.source_title = xml_text(", ".join(sorted(item.sources)))
         fe.extras.related = story.related if story is not None else ()
     result: bytes = fg.atom_str(pretty=True, encoding="UTF-8", xml_declaration=True)
     return result
@@ -205,10 +203,6 @@ def item_zones(config: Config) -> Callable[[Item], tzinfo]:
     return zone_of
 
 
-def _xml_text(text: str) -> str:
-    return _NON_XML_CHARS.sub("", text)
-
-
 class _ArchiveMarker(BaseExtension):  # type: ignore[misc]
     """Adds `<fh:archive/>`, which marks an RFC 5005 archive document."""
 
@@ -240,7 +234,7 @@ class _EntryExtras(BaseEntryExtension):  # type: ignore[misc]
         if self.via_url:
             xml_elem("link", entry, href=self.via_url, rel="via", type="text/html")
         for link in self.related:
-            xml_elem("link", entry, href=link.url, rel="related", type="text/html", title=_xml_text(link.title))
+            xml_elem("link", entry, href=link.url, rel="related", type="text/html", title=xml_text(link.title))
         if self.source_title:
             source = xml_elem("source", entry)
             xml_elem("title", source).text = self.source_title

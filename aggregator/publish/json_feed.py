@@ -21,6 +21,7 @@ from aggregator.publish.atom import (
     sort_newest_first,
 )
 from aggregator.publish.layout import file_url, json_file
+from aggregator.publish.xml_text import xml_text
 
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 
@@ -28,12 +29,12 @@ JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 def render_json_feed(document: FeedDocument, items: Sequence[Item], config: Config) -> bytes:
     feed: dict[str, object] = {
         "version": JSON_FEED_VERSION,
-        "title": document.title,
+        "title": xml_text(document.title),
         "home_page_url": document.alternate_url,
         "feed_url": file_url(config.settings.base_url, json_file(document.name)),
     }
     if document.subtitle:
-        feed["description"] = document.subtitle
+        feed["description"] = xml_text(document.subtitle)
     feed["language"] = FEED_LANGUAGE
     if document.hub_url:
         feed["hubs"] = [{"type": "WebSub", "url": document.hub_url}]
@@ -46,17 +47,17 @@ def _json_item(item: Item, config: Config, zone: tzinfo) -> dict[str, object]:
     entry: dict[str, object] = {"id": entry_id(item.article_id)}
     alternate, via = entry_links(item, config)
     if alternate:
-        entry["url"] = alternate
+        entry["url"] = xml_text(alternate)
     if via:
-        entry["external_url"] = via
-    entry["title"] = item.title
-    entry["content_html"] = item.html
+        entry["external_url"] = xml_text(via)
+    entry["title"] = xml_text(item.title)
+    entry["content_html"] = xml_text(item.html)
     if item.summary:
-        entry["summary"] = item.summary
+        entry["summary"] = xml_text(item.summary)
     if item.published is not None:
         entry["date_published"] = item.published.astimezone(zone).isoformat()
     entry["date_modified"] = item.updated.astimezone(zone).isoformat()
     if item.author:
-        entry["authors"] = [{"name": item.author}]
-    entry["tags"] = [feed_title(config, term) for term in sorted(item.categories)]
+        entry["authors"] = [{"name": xml_text(item.author)}]
+    entry["tags"] = [xml_text(feed_title(config, term)) for term in sorted(item.categories)]
     return entry

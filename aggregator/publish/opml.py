@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from aggregator.config.load import Config
 from aggregator.publish.atom import feed_subtitle, feed_title
 from aggregator.publish.layout import atom_file, file_url, site_url
+from aggregator.publish.xml_text import xml_text
 
 OPML_TITLE = "地方报纸新闻聚合 · 订阅列表"
 
@@ -26,13 +27,13 @@ def render_opml(config: Config, names: Sequence[str]) -> bytes:
     ET.SubElement(head, "docs").text = "http://opml.org/spec2.opml"
     body = ET.SubElement(opml, "body")
     for name in names:
-        title = feed_title(config, name)
+        title = xml_text(feed_title(config, name))
         outline = ET.SubElement(body, "outline", type="rss", text=title, title=title)
-        outline.set("xmlUrl", file_url(base_url, atom_file(name)))
-        outline.set("htmlUrl", site_url(base_url, f"#{name}"))
+        outline.set("xmlUrl", xml_text(file_url(base_url, atom_file(name))))
+        outline.set("htmlUrl", xml_text(site_url(base_url, f"#{name}")))
         description = feed_subtitle(config, name)
         if description:
-            outline.set("description", description)
+            outline.set("description", xml_text(description))
     ET.indent(opml)
     document: bytes = ET.tostring(opml, encoding="utf-8", xml_declaration=True)
     return document + b"\n"

@@ -15,12 +15,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, exc, text
 from sqlalchemy.engine import URL, make_url
 
 from aggregator.errors import StorageError
-from aggregator.models import Item, ItemChange, SourceState, StoredItem, StoryCounts
-from aggregator.storage import categories, items, retention, schema, search, search_index, similar, sources
+from aggregator.models import Item, ItemChange, RejectedChange, SourceState, StoredItem, StoryCounts
+from aggregator.storage import categories, items, owed, retention, schema, search, search_index, similar, sources
 from aggregator.storage.errors import wrap_storage_errors
 from aggregator.storage.items import CategoryStats
 from aggregator.storage.lock import advisory_key, hold_advisory_lock, hold_file_lock
@@ -63,9 +63,19 @@ class Storage(Protocol):
 
     def apply_update(
         self, changes: Sequence[ItemChange], state: SourceState | None, category_titles: Mapping[str, str] | None = None
-    ) -> None:
-        """Every change, the titles of the categories they create and the source state in ONE transaction:
-        a kill -9 never leaves half a poll. A category keeps the first title it got."""
+    ) -> list[RejectedChange]:
+        """Every change, the titles of the categories they create, the source state and the categories now
+        owed a publish in ONE transaction: a kill -9 never leaves half a poll. A category keeps the first
+        title it got. A change the database refuses (a NUL in a URL on PostgreSQL) is left out and
+        returned with the reason; the others are stored."""
+        ...
+
+    def owed_categories(self) -> dict[str, datetime]:
+        """Categories changed by committed polls and not published since, with the last change's time."""
+        ...
+
+    def clear_owed(self, categories: Collection[str], published_from: datetime) -> None:
+        """Publishing of `categories` read the store from `published_from` on: their debts up to then are paid."""
         ...
 
     def get_item(self, article_id: str) -> Item | None: ...
@@ -215,17 +225,51 @@ class SqlStorage:
 
     def apply_update(
         self, changes: Sequence[ItemChange], state: SourceState | None, category_titles: Mapping[str, str] | None = None
-    ) -> None:
+    ) -> list[RejectedChange]:
         action = (
             "could not save a poll" if state is None else f"could not save the poll of source {state.name}"
         )
+        try:
+            with wrap_storage_errors(action), self._write() as connection:
+                if category_titles:
+                    categories.insert_category_titles(connection, category_titles)
+                items.write_changes(connection, changes)
+                search_index.index_items(connection, [c.item.article_id for c in changes if c.action != "unchanged"])
+                owed.owe_publish(connection, changes)
+                if state is not None:
+                    sources.write_source_state(connection, state)
+            return []
+        except (exc.StatementError, ValueError):
+            # not the environment (wrap_storage_errors made those StorageError): the data of one change
+            # broke the batch. Write each change under a savepoint and leave out the ones refused.
+            if len(changes) == 0:
+                raise
+        rejected: list[RejectedChange] = []
         with wrap_storage_errors(action), self._write() as connection:
             if category_titles:
                 categories.insert_category_titles(connection, category_titles)
-            items.write_changes(connection, changes)
-            search_index.index_items(connection, [c.item.article_id for c in changes if c.action != "unchanged"])
+            for change in changes:
+                try:
+                    with connection.begin_nested():
+                        items.write_changes(connection, [change])
+                except (exc.StatementError, ValueError) as e:
+                    rejected.append(RejectedChange(change, _refusal(e)))
+            accepted = [c for c in changes if all(r.change is not c for r in rejected)]
+            search_index.index_items(connection, [c.item.article_id for c in accepted if c.action != "unchanged"])
+            owed.owe_publish(connection, accepted)
             if state is not None:
                 sources.write_source_state(connection, state)
+        return rejected
+
+    def owed_categories(self) -> dict[str, datetime]:
+        with wrap_storage_errors("could not read the categories owed a publish"), self._read() as connection:
+            return owed.select_owed(connection)
+
+    def clear_owed(self, categories: Collection[str], published_from: datetime) -> None:
+        if not categories:
+            return
+        with wrap_storage_errors("could not record a publish"), self._write() as connection:
+            owed.delete_owed(connection, categories, published_from)
 
     def get_item(self, article_id: str) -> Item | None:
         with wrap_storage_errors(f"could not read item {article_id}"), self._read() as connection:
@@ -318,6 +362,13 @@ class SqlStorage:
                         self._write_key = advisory_key(connection, "write")
                     connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": self._write_key})
                 yield connection
+
+
+def _refusal(error: BaseException) -> str:
+    """The database's own words for a refused change, without the SQL SQLAlchemy appends."""
+    cause = error.orig if isinstance(error, exc.StatementError) and error.orig is not None else error
+    first_line = str(cause).splitlines()[0] if str(cause) else ""
+    return f"store: {type(cause).__name__}: {first_line}" if first_line else f"store: {type(cause).__name__}"
 
 
 def _engine_url(url: str) -> tuple[URL, Path | None]:

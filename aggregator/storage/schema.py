@@ -35,6 +35,7 @@ from sqlalchemy import (
     func,
     inspect,
     select,
+    text,
 )
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import TypeDecorator
@@ -100,6 +101,8 @@ sources = Table(
     Column("moved_count", Integer, nullable=False, server_default="0"),
     Column("retired_url", Text),
     Column("config_url", Text),
+    #: items the last successful poll skipped, {reason code: count}; NULL when none were (issue 10)
+    Column("skipped_items", JSON),
 )
 
 #: one row per article_id, across all sources and categories
@@ -208,6 +211,18 @@ story_categories = Table(
     PrimaryKeyConstraint("story_id", "category"),
 )
 
+#: categories whose feeds a committed poll changed and no publish has written yet: recorded in the
+#: transaction that stores the items, deleted only after the category's files are written, so a killed
+#: or failed run leaves them owed to the next `poll`, `build` or daemon start (issue 10)
+publish_owed = Table(
+    "publish_owed",
+    metadata,
+    Column("category", String, primary_key=True),
+    #: when the oldest unpublished change of the category was committed
+    Column("owed_since", UtcDateTime, nullable=False),
+)
+
+
 def newest_first_key() -> ColumnElement[datetime]:
     """The listing date: when the source says it was published, else when we first saw it.
 
@@ -232,10 +247,26 @@ def _add_stories(connection: Connection) -> None:
     metadata.create_all(connection, tables=[item_signatures, signature_bands, stories, story_categories])
 
 
+def _add_skipped_items(connection: Connection) -> None:
+    # version 1 creates `sources` as defined today, column included: add it only to older stores
+    if "skipped_items" not in {column["name"] for column in inspect(connection).get_columns(sources.name)}:
+        connection.execute(text(f"ALTER TABLE {sources.name} ADD COLUMN skipped_items {_json_type(connection)}"))
+
+
+def _add_publish_owed(connection: Connection) -> None:
+    metadata.create_all(connection, tables=[publish_owed])
+
+
+def _json_type(connection: Connection) -> str:
+    return str(sources.c.skipped_items.type.compile(dialect=connection.dialect))
+
+
 Migration = Callable[[Connection], None]
 
 #: MIGRATIONS[i] takes the store from version i to version i + 1
-MIGRATIONS: tuple[Migration, ...] = (_create_version_1, _add_category_titles, create_search_index, _add_stories)
+MIGRATIONS: tuple[Migration, ...] = (
+    _create_version_1, _add_category_titles, create_search_index, _add_stories, _add_skipped_items, _add_publish_owed,
+)
 
 
 def migrate(connection: Connection, migrations: Sequence[Migration] = MIGRATIONS) -> int:

@@ -23,6 +23,7 @@ _STATE_COLUMNS = (
     "moved_count",
     "retired_url",
     "config_url",
+    "skipped_items",
 )
 
 
@@ -40,12 +41,14 @@ def write_source_state(connection: Connection, state: SourceState) -> None:
     """Insert or replace every field of the source's state."""
     values = {name: getattr(state, name) for name in _STATE_COLUMNS}
     values["last_error"] = None if state.last_error is None else _error_to_json(state.last_error)
+    values["skipped_items"] = dict(state.skipped_items) or None
     connection.execute(upsert(connection, sources, ["name"], _STATE_COLUMNS), {"name": state.name, **values})
 
 
 def _state_from_row(row: Any) -> SourceState:
     fields = {name: row[name] for name in _STATE_COLUMNS}
     fields["last_error"] = None if row["last_error"] is None else _error_from_json(row["last_error"])
+    fields["skipped_items"] = dict(row["skipped_items"] or {})
     return SourceState(name=row["name"], **fields)
 
 
