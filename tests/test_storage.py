@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sqlite3
 import subprocess
 import sys
@@ -523,3 +524,33 @@ def test_one_source_state_is_read_by_name(storage: Storage, now: datetime) -> No
     assert storage.get_source_state("a") == storage.get_source_states()["a"]
     state = storage.get_source_state("a")
     assert state is not None and (state.etag, state.failures, state.next_poll_at) == ('"e"', 2, now)
+
+
+# --- fault isolation (issue 10) -------------------------------------------------------------------------
+
+
+def test_a_change_the_database_refuses_is_left_out_and_the_rest_of_the_poll_is_stored(
+    storage: Storage, now: datetime
+) -> None:
+    good = make_item("NW1", now)
+    naive = dataclasses.replace(make_item("NW2", now, categories=("yangzhou",)), updated=now.replace(tzinfo=None))
+    state = SourceState(name="eastmoney-nantong", etag='"v2"', last_polled_at=now)
+    refused = storage.apply_update([change("insert", good), change("insert", naive)], state)
+    assert [r.change.item.article_id for r in refused] == ["NW2"]
+    assert refused[0].reason.startswith("store: ") and "naive datetime" in refused[0].reason
+    assert storage.get_item("NW1") is not None and storage.get_item("NW2") is None
+    saved = storage.get_source_state("eastmoney-nantong")
+    assert saved is not None and saved.etag == '"v2"'
+    assert set(storage.owed_categories()) == {"nantongribao"}
+
+
+def test_categories_owed_a_publish_are_cleared_only_up_to_when_the_publish_began(
+    storage: Storage, now: datetime
+) -> None:
+    storage.apply_update([change("insert", make_item("NW1", now, categories=("a", "b")))], None)
+    owed = storage.owed_categories()
+    assert set(owed) == {"a", "b"}
+    storage.clear_owed(["a", "b"], min(owed.values()) - timedelta(seconds=1))  # began before the change
+    assert set(storage.owed_categories()) == {"a", "b"}
+    storage.clear_owed(["a"], datetime.now(UTC))
+    assert set(storage.owed_categories()) == {"b"}
