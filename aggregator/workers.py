@@ -38,7 +38,10 @@ CLOSE_WAIT_SECONDS = 2.0
 #: how long a new worker may take to import the stages before it counts as failed
 START_TIMEOUT_SECONDS = 60.0
 #: what a worker imports before it says it is ready, so a document's budget never pays for imports
-PRELOAD_MODULES = ("aggregator.update", "aggregator.identity", "aggregator.parse", "aggregator.clean")
+PRELOAD_MODULES = (
+    "aggregator.update", "aggregator.items", "aggregator.identity", "aggregator.categories", "aggregator.parse",
+    "aggregator.clean",
+)
 #: how often a worker checks that its parent is still alive
 PARENT_CHECK_SECONDS = 1.0
 
@@ -56,6 +59,8 @@ class WorkerPool:
             raise ValueError(f"workers: pool size must be >= 1, not {size}")
         self.budget_seconds = budget_seconds
         self._context: ForkServerContext = multiprocessing.get_context("forkserver")
+        # the server imports the stages once; every worker forked from it has them without paying again
+        self._context.set_forkserver_preload(list(preload))
         self._idle: list[_Worker] = []
         #: every worker started and not stopped, idle or busy
         self._alive: set[_Worker] = set()
@@ -73,6 +78,13 @@ class WorkerPool:
     ) -> None:
         self.close()
 
+    async def start_all(self) -> None:
+        """Start every worker now and wait until each has imported the stages (the daemon does this at
+        start, so its first polls do not wait for imports); one that fails to start is replaced later."""
+        while len(self._alive) < self._size:
+            self._idle.append(await asyncio.to_thread(self._start))
+        await asyncio.gather(*(self._is_ready(worker) for worker in self._idle))
+
     def pids(self) -> list[int]:
         """The process ids of the workers started so far."""
         return [worker.process.pid for worker in self._alive if worker.process.pid is not None]
@@ -83,7 +95,8 @@ class WorkerPool:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self._size)
         async with self._slots:
-            worker = self._idle.pop() if self._idle else self._start()
+            # the first start waits for the forkserver to import the stages: not in the event loop's thread
+            worker = self._idle.pop() if self._idle else await asyncio.to_thread(self._start)
             healthy = False
             try:
                 if not await self._is_ready(worker):

@@ -124,6 +124,8 @@ _LOCK_HOLDER = textwrap.dedent(
     with WorkerPool(1, 60.0, preload=("tests.test_workers",)) as pool:
         async def main():
             task = asyncio.create_task(pool.run("s", spin, 30.0))
+            while not pool.pids():
+                await asyncio.sleep(0.05)
             await asyncio.sleep(0.5)
             print(" ".join(map(str, pool.pids())), flush=True)
             await task

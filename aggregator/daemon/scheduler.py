@@ -133,6 +133,7 @@ class Daemon:
             # unwound in reverse: HTTP stops, then the scheduler, then the fetchers close
             stack.push_async_callback(self._close_fetchers)
             await self._open_fetcher(self._config)
+            await self._workers.start_all()
             states = self._storage.get_source_states()
             self._metrics.load_states(states, self._sources)
             self._metrics.load_story_counts(self._storage.story_counts())
