@@ -284,7 +284,7 @@ def test_an_unwritable_output_dir_is_a_publish_error(tmp_path: Path, storage: St
         publish_categories(storage, make_config(tmp_path))
     assert isinstance(caught.value.__cause__, PublishError)
     assert isinstance(caught.value.__cause__.__cause__, OSError)
-    assert caught.value.failed == ("nantongribao", "yangzhou", "all", "feeds.opml", "index")
+    assert caught.value.failed == ("nantongribao", "yangzhou", "all", "feeds.opml", "pages")
 
 
 # --- fault isolation (issue 10) -----------------------------------------------------------------------
@@ -306,9 +306,8 @@ def test_control_characters_from_sources_never_make_a_published_document_invalid
     assert 'href="https://finews.example/a/1.html"' in atom and "新闻 1" in atom
     assert "如皋日报新闻" in (out / "feeds.opml").read_text(encoding="utf-8")
     entry = json.loads((out / "nantongribao.json").read_text(encoding="utf-8"))["items"][0]
-    assert (entry["url"], entry["title"], entry["authors"]) == (
+    assert (entry["external_url"], entry["title"], entry["authors"]) == (
         "https://finews.example/a/1.html", "新闻 1", [{"name": "记者"}])
-    assert "\u0001" not in (out / "index.html").read_text(encoding="utf-8")
 
 
 def test_a_category_that_fails_to_publish_fails_alone_and_stays_owed_until_published(
