@@ -8,8 +8,8 @@ the charset, xml_safety.strip_prolog drops the DTD, and feedparser gets UTF-8 by
 off: clean/ sanitizes last and resolves URLs against the item's page (STYLE §6.8).
 
 Readable vs unreadable: a document feedparser recognises as RSS/Atom (`version`) is ingested,
-malformed or not, as long as it yields items or a channel title; its problems become
-ParsedFeed.warnings. Anything else (an HTML error page, JSON, an empty body, garbage) raises
+malformed or not, even when its loose parser finds no item in it (a truncated `<rss><channel>`);
+its problems become ParsedFeed.warnings. Anything else (an HTML error page, JSON, an empty body, garbage) raises
 ParseError. feedparser's FeedParserDict is read with plain dict access, bypassing its alias map
 (which warns when `updated` silently falls back to `published`).
 """
@@ -73,8 +73,8 @@ def parse_feed(fetched: Fetched, source: SourceConfig, tz: ZoneInfo) -> ParsedFe
         detail = f": {problem}" if problem else ""
         raise ParseError(source.name, fetched.final_url, f"parse: not an RSS or Atom document{detail}")
     if problem is not None:
-        if not entries and not title:
-            raise ParseError(source.name, fetched.final_url, f"parse: unreadable feed: {problem}")
+        # what feedparser's loose parser recognises is read, even with nothing in it (issue 10 §7:
+        # "every document feedparser can read, we read"); the warning tells the operator
         warnings.append(f"parse: malformed feed read leniently: {problem}")
 
     items = tuple(_to_raw_item(entry, tz, fetched.fetched_at, warnings) for entry in entries)
