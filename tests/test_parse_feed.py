@@ -247,3 +247,15 @@ def test_arbitrary_bytes_parse_or_raise_parse_error_and_nothing_else(body: bytes
         parse_feed(fetched, source, SHANGHAI)
     except ParseError:
         pass
+
+
+def test_cdf_channel_is_read_like_feedparser_reads_it() -> None:
+    body = (b'<CHANNEL HREF="http://www.example.org/"><TITLE>channel title</TITLE>'
+            b'<ITEM HREF="http://www.example.org/item/1"><TITLE>Example item</TITLE>'
+            b"<ABSTRACT>item abstract</ABSTRACT></ITEM></CHANNEL>")
+    fetched, source = fetch(body)
+    parsed = parse_feed(fetched, source, SHANGHAI)
+    assert parsed.title == "channel title"
+    assert [(i.title, i.url, i.html) for i in parsed.items] == [
+        ("Example item", "http://www.example.org/item/1", "item abstract")
+    ]
