@@ -45,11 +45,13 @@ class HealthySource:
     path: str
     items: tuple[HealthyItem, ...]
     atom: bool = False
+    #: changes with the content, so conditional GETs see a new version
+    version: int = 1
 
     def route(self) -> Route:
         return Route(body=render_atom(self.name, self.items) if self.atom else render_rss(self.name, self.items),
                      content_type="application/atom+xml" if self.atom else "application/rss+xml; charset=utf-8",
-                     etag=f'"{self.name}-1"')
+                     etag=f'"{self.name}-{self.version}"')
 
 
 HEALTHY = (
@@ -148,10 +150,12 @@ class Installation:
 
     def start(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         """`aggregator ARGS --config …` started in its own session (so a test can kill its whole tree)."""
-        out = open(self.root / "stdout.log", "ab")  # noqa: SIM115 - closed with the process by the caller
-        err = open(self.root / "stderr.log", "ab")  # noqa: SIM115
-        return subprocess.Popen([*_command(), *args, "--config", str(self.config)], stdout=out, stderr=err,
-                                env=_env(env), cwd=self.root, start_new_session=True)
+        with open(self.root / "stdout.log", "ab") as out, open(self.root / "stderr.log", "ab") as err:
+            return subprocess.Popen([*_command(), *args, "--config", str(self.config)], stdout=out, stderr=err,
+                                    env=_env(env), cwd=self.root, start_new_session=True)
+
+    def requests_served(self) -> int:
+        return sum(self.server.hits.values())
 
     def run(self, *args: str, timeout: float = 60, env: dict[str, str] | None = None) -> Run:
         return run_measured([*_command(), *args, "--config", str(self.config)], timeout, env, self.root)
