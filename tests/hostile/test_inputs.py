@@ -22,7 +22,7 @@ from tests.fixture_server import FixtureServer, Route
 from tests.hostile import documents as doc
 from tests.hostile.harness import MEMORY_BOUND_MIB, ExtraSource, Installation, Run
 
-#: the slow drip's deadline (3 × timeout) plus start-up, parse and publish of every case
+#: the slow drip's deadline (3 × 2 s timeout) plus start-up, parse and publish of every case
 PASS_BOUND_SECONDS = 45
 #: a secret the XXE cases try to read
 SECRET_MARKER = "hostile-secret-7c1d"
@@ -36,6 +36,8 @@ class Case:
     verdict: str
     #: titles the case's category must publish (checked when ingested)
     titles: set[str] | None = None
+    #: titles it may publish too: items a per-item boundary may skip (damage confined to them)
+    optional_titles: frozenset[str] = frozenset()
     error_match: str = r"^(fetch|parse): "
     kind_toml: tuple[str, ...] = ()
     #: CPU-heavy cases get a pass of their own, so one slow document cannot hide the others' results
@@ -92,7 +94,7 @@ def cases(secret_file: Path) -> list[Case]:
         Case("slow_drip", {"/drip.rss": Route(handler=doc.slow_drip)}, "error", error_match=r"^fetch: "),
         Case("redirect_loop", {"/loop": Route(status=302, headers={"Location": "/loop"})}, "error",
              error_match=r"^fetch: .*redirect"),
-        # a parse of 100,000 items takes feedparser ~20 s: past the per-document CPU budget, an error is fine too
+        # a parse of 100,000 items takes feedparser ~20 s: past the per-document budget, an error is fine too
         Case("items_100k", {"/many.rss": Route(doc.many_items(100_000))}, "either", solo=True),
         Case("item_10mb", {"/huge.rss": Route(doc.huge_item(9_500_000))}, "ingested", titles={"huge", "small"}),
         Case("nul_bytes", {"/nul.rss": Route(doc.nul_bytes())}, "ingested", extra=_has_title(nul_title)),
@@ -122,10 +124,10 @@ def cases(secret_file: Path) -> list[Case]:
             doc.record("NW202201010000000091", "malformed link", url_w="http://[oops/"),
             doc.record("NW202201010000000092", "medium with control char", medianame="南通\u0002日报"),
             doc.record("NW202201010000000093", "fine")]), content_type="application/json")}, "ingested",
-            titles={"control char url", "malformed link", "medium with control char", "fine"},
+            titles={"medium with control char", "fine"}, optional_titles=frozenset({"control char url", "malformed link"}),
             kind_toml=('kind = "json"', 'preset = "eastmoney"')),
         Case("jsonp_whitespace_run", {"/api-jsonp": Route(b"cb(" + b" " * 30_000 + b"x", content_type="text/javascript")},
-             "error", error_match=r"^parse: ", kind_toml=('kind = "json"', 'preset = "eastmoney"'), solo=True),
+             "error", error_match=r"^parse: ", kind_toml=('kind = "json"', 'preset = "eastmoney"')),
     ]
 
 
@@ -166,9 +168,11 @@ class Pass:
     second_status: dict[str, dict[str, Any]]
 
 
-def run_pass(root: Path, server: FixtureServer, store: str, chosen: list[Case]) -> Pass:
+def run_pass(
+    root: Path, server: FixtureServer, store: str, chosen: list[Case], settings: dict[str, str] | None = None
+) -> Pass:
     """Serve `chosen` beside the healthy sources, poll twice, and read status after each poll."""
-    installation = Installation(root, server, store)
+    installation = Installation(root, server, store, settings={"timeout": '"2s"', **(settings or {})})
     base = server.url("")
     for case in chosen:
         for path, route in case.routes.items():
@@ -226,7 +230,7 @@ def _check_case(hostile: Pass, case: Case) -> None:
         assert error is None or re.search(case.error_match, error), row
     if error is None and case.titles is not None:
         published = {title for title, _ in hostile.installation.published_entries(case.source.category)}
-        assert published == case.titles
+        assert case.titles <= published <= case.titles | case.optional_titles
     if case.extra is not None:
         case.extra(hostile, row)
 
@@ -234,21 +238,6 @@ def _check_case(hostile: Pass, case: Case) -> None:
 @pytest.mark.slow
 def test_healthy_sources_publish_exactly_what_they_serve_beside_every_hostile_one(hostile_pass: Pass) -> None:
     hostile_pass.installation.assert_healthy_published()
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("case_id", SOLO_IDS)
-def test_cpu_heavy_hostile_source_alone_among_healthy_ones_meets_the_whole_contract(
-    tmp_path: Path, feed_server: FixtureServer, case_id: str
-) -> None:
-    chosen = [case for case in cases(_secret(tmp_path)) if case.id == case_id]
-    hostile = run_pass(tmp_path, feed_server, str(tmp_path / "store" / "aggregator.db"), chosen)
-    _check_case(hostile, chosen[0])
-    hostile.installation.assert_healthy_published()
-    hostile.installation.assert_every_published_file_is_well_formed()
-    for run in (hostile.first, hostile.second):
-        assert run.peak_rss_mib < MEMORY_BOUND_MIB, run
-        assert run.seconds < PASS_BOUND_SECONDS, run
     for source in hostile_pass.installation.healthy:
         assert hostile_pass.status[source.name]["last_error"] is None
         assert hostile_pass.second_status[source.name]["last_error"] is None
@@ -273,7 +262,8 @@ def test_cpu_heavy_hostile_source_alone_among_healthy_ones_meets_the_whole_contr
     tmp_path: Path, feed_server: FixtureServer, case_id: str
 ) -> None:
     chosen = [case for case in cases(_secret(tmp_path)) if case.id == case_id]
-    hostile = run_pass(tmp_path, feed_server, str(tmp_path / "store" / "aggregator.db"), chosen)
+    hostile = run_pass(tmp_path, feed_server, str(tmp_path / "store" / "aggregator.db"), chosen,
+                       settings={"document_budget": '"4s"'})
     _check_case(hostile, chosen[0])
     hostile.installation.assert_healthy_published()
     hostile.installation.assert_every_published_file_is_well_formed()
