@@ -17,18 +17,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from aggregator import identity
-from aggregator.categories import category_for_medium, category_title
 from aggregator.config.load import CategoryConfig, Config, Settings, SourceConfig
 from aggregator.errors import AggregatorError
-from aggregator.models import Candidate, Fetched, Item
+from aggregator.items import build_item, find_candidates
+from aggregator.models import Fetched, Item
 from aggregator.parse import parse
 from aggregator.publish import with_learnt_categories
 from aggregator.publish.archive import plan_archive
 from aggregator.publish.atom import describe_feed, render_atom
 from aggregator.publish.json_feed import render_json_feed
 from aggregator.publish.opml import render_opml
-from aggregator.update import build_item
 
 NOW = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
 URL = "http://hostile.example/feed"
@@ -68,17 +66,15 @@ def run_pipeline(body: bytes, source: SourceConfig) -> None:
     except AggregatorError:
         return
     items: list[Item] = []
-    media: dict[str, str] = {}
+    titles: dict[str, str] = {}
     for raw in feed.items:
-        try:
-            article_id = identity.article_id(raw, source.name)
-            slug = category_for_medium((raw.medium or source.name).strip(), media)
-            media.setdefault(slug, (raw.medium or source.name).strip())
-            candidate = Candidate(article_id, source.name, frozenset({"h", slug}), raw, "hash")
-            items.append(build_item(candidate, source, NOW))
+        try:  # one item at a time, as the per-item boundary runs it
+            found = find_candidates([raw], source, {})
+            titles.update(found.new_category_titles)
+            items.extend(build_item(candidate, source.url, source.clean, NOW) for candidate in found.candidates)
         except Exception:  # noqa: BLE001 - the per-item boundary: any failure skips this item only
             continue
-    config = with_learnt_categories(CONFIG, {slug: category_title(medium) for slug, medium in media.items()})
+    config = with_learnt_categories(CONFIG, titles)
     for name in config.categories:
         in_category = [item for item in items if name in item.categories]
         document = describe_feed(config, name, plan_archive(len(in_category), 100))
