@@ -9,10 +9,11 @@ off: clean/ sanitizes last and resolves URLs against the item's page (STYLE §6.
 
 Readable vs unreadable: a document feedparser recognises as RSS/Atom (`version`) is ingested,
 malformed or not, even when its loose parser finds no item in it (a truncated `<rss><channel>`);
-its problems become ParsedFeed.warnings. So is Microsoft's CDF (a `<CHANNEL>` root with `<ITEM HREF>`
-children, 1997), which feedparser reads without naming a version. Anything else (an HTML error page, JSON, an empty body, garbage) raises
-ParseError. feedparser's FeedParserDict is read with plain dict access, bypassing its alias map
-(which warns when `updated` silently falls back to `published`).
+its problems become ParsedFeed.warnings. So is Microsoft's CDF (a `<CHANNEL>` root with
+`<ITEM HREF>` children, 1997), which feedparser reads without naming a version. Anything else (an
+HTML error page, JSON, an empty body, garbage) raises ParseError. feedparser's FeedParserDict is
+read with plain dict access, bypassing its alias map (which warns when `updated` silently falls back
+to `published`).
 """
 
 from __future__ import annotations

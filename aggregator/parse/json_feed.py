@@ -102,12 +102,18 @@ def _to_raw_item(entry: Mapping[str, Any], tz: ZoneInfo, now: datetime, warnings
         published=_time_of(entry, "date_published", tz, now, label, warnings),
         updated=_time_of(entry, "date_modified", tz, now, label, warnings),
         author=_author_of(entry),
-        tags=tuple(dict.fromkeys(" ".join(t.split()) for t in _list(entry, "tags") if isinstance(t, str) and t.strip())),
+        tags=_tags_of(entry),
     )
 
 
+def _tags_of(entry: Mapping[str, Any]) -> tuple[str, ...]:
+    terms = (" ".join(tag.split()) for tag in _list(entry, "tags") if isinstance(tag, str))
+    return tuple(dict.fromkeys(term for term in terms if term))
+
+
 def _id_of(value: object) -> str | None:
-    """JSON Feed 1.1: "If an id is presented as a number or other type, a JSON Feed reader must coerce it to a string"."""
+    """JSON Feed 1.1: "If an id is presented as a number or other type, a JSON Feed reader must
+    coerce it to a string"; objects, lists and booleans are no id at all."""
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, (str, int, float)):
