@@ -187,6 +187,8 @@ class Installation:
         assert files, f"nothing published in {self.output_dir}"
         for path in files:
             etree.parse(str(path), etree.XMLParser(resolve_entities=False, no_network=True))  # raises if not
+        for path in self.output_dir.rglob("*.json"):
+            json.loads(path.read_bytes())  # the JSON Feed twins: valid JSON, or this raises
 
 
 def _command() -> list[str]:
