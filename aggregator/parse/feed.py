@@ -72,7 +72,6 @@ def parse_feed(fetched: Fetched, source: SourceConfig, tz: ZoneInfo) -> ParsedFe
     )
     channel: Mapping[str, Any] = _plain(result["feed"])
     entries: list[Mapping[str, Any]] = _plain(result["entries"])
-    title = _text_of(channel, "title")
     problem = str(result["bozo_exception"]) if result["bozo"] else None
     if not result.get("version") and not _is_cdf(stripped.text):
         detail = f": {problem}" if problem else ""

@@ -60,7 +60,7 @@ RECORDS = st.lists(st.one_of(
 
 def run_pipeline(body: bytes, source: SourceConfig) -> None:
     """One document through every stage; asserts what reaches publishing is well-formed."""
-    fetched = Fetched(source_name=source.name, url=URL, final_url=URL, status=200, headers={}, body=body, fetched_at=NOW)
+    fetched = Fetched(url=URL, final_url=URL, status=200, headers={}, body=body, fetched_at=NOW)
     try:
         feed = parse(fetched, source, "Asia/Shanghai")
     except AggregatorError:
