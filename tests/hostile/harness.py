@@ -168,13 +168,14 @@ class Installation:
         return {row["source"]: row for row in json.loads(run.stdout)}
 
     def published_entries(self, category: str) -> list[tuple[str, str]]:
-        """(title, link) of each entry of a published category feed, parsed strictly."""
+        """(title, source link) of each entry of a published category feed, parsed strictly. The source
+        link is `rel="via"` where the entry's alternate link is our own article page, else the alternate."""
         tree = etree.parse(str(self.output_dir / f"{category}.atom"), etree.XMLParser(resolve_entities=False))
-        return [
-            (entry.findtext(f"{ATOM_NS}title") or "",
-             next((link.get("href") or "" for link in entry.iter(f"{ATOM_NS}link") if link.get("rel", "alternate") == "alternate"), ""))
-            for entry in tree.getroot().iter(f"{ATOM_NS}entry")
-        ]
+        entries = []
+        for entry in tree.getroot().iter(f"{ATOM_NS}entry"):
+            links = {link.get("rel", "alternate"): link.get("href") or "" for link in entry.iter(f"{ATOM_NS}link")}
+            entries.append((entry.findtext(f"{ATOM_NS}title") or "", links.get("via", links.get("alternate", ""))))
+        return entries
 
     def assert_healthy_published(self) -> None:
         """Each healthy category holds exactly the items its source serves, once each."""
