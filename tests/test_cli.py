@@ -320,7 +320,10 @@ def test_clean_command_needs_no_config_but_names_an_unknown_source(tmp_path: Pat
         (b"\xef\xbb\xbf<p>\xe4\xb8\xad</p>", "<p>中</p>"),  # UTF-8 byte order mark
         ("<p>中</p>".encode("utf-16"), "<p>中</p>"),  # UTF-16 with its byte order mark
         (b'<meta charset="big5"><p>\xa4\xa4</p>', "<p>中</p>"),  # a <meta> charset, as on an HTML page
-        (b"<p>\x81\x30</p>", "<p>\ufffd0</p>"),  # neither UTF-8 nor GB18030: replacement characters last
+        # neither UTF-8 nor GB18030, and every byte value once so no charset detector settles on one either:
+        # replacement characters last
+        (b"<p>\x81\x30" + bytes(range(0x80, 0x100)) + b"</p>",
+         "<p>" + (b"\x81\x30" + bytes(range(0x80, 0x100))).decode("utf-8", "replace") + "</p>"),
     ],
     ids=["gb18030", "utf8-bom", "utf16-bom", "meta-big5", "undecodable"],
 )

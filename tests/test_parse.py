@@ -12,8 +12,7 @@ from aggregator import parse as parse_package
 from aggregator.config.load import SourceConfig, parse_config
 from aggregator.errors import ParseError
 from aggregator.models import Fetched, ParsedFeed
-from aggregator.parse import PARSERS, parse
-from aggregator.parse.feed import parse_feed
+from aggregator.parse import PARSERS, parse, parse_syndication_feed
 
 RSS = (
     b'<rss version="2.0"><channel><title>t</title><item><guid>NW1</guid>'
@@ -27,10 +26,13 @@ def fetched(body: bytes = RSS) -> Fetched:
                    fetched_at=datetime(2026, 11, 24, 6, 0, tzinfo=UTC))
 
 
-def test_feed_kind_is_parsed_by_the_feed_adapter() -> None:
-    assert PARSERS["feed"] is parse_feed
+def test_feed_kind_is_parsed_by_the_rss_atom_or_json_feed_adapter() -> None:
+    assert PARSERS["feed"] is parse_syndication_feed
     parsed = parse(fetched(), SourceConfig(name="s", url="https://ntrb.example.cn/rss"), "Asia/Shanghai")
     assert [item.guid for item in parsed.items] == ["NW1"]
+    json_feed = b'{"version": "https://jsonfeed.org/version/1.1", "items": [{"id": "NW2"}]}'
+    parsed = parse(fetched(json_feed), SourceConfig(name="s", url="https://ntrb.example.cn/rss"), "Asia/Shanghai")
+    assert [item.guid for item in parsed.items] == ["NW2"]
 
 
 def test_naive_times_are_read_in_the_timezone_config_resolves_for_the_source(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -107,10 +108,13 @@ def test_unusable_label_is_ignored_with_a_warning(label: str, why: str) -> None:
     assert decoded.warnings == (f"parse: unknown or refused charset {label!r} (HTTP Content-Type) ignored",)
 
 
+#: every byte value once: invalid in UTF-8 and GB18030, and no charset the detector settles on
+UNDECODABLE = b"<rss>" + bytes(range(256)) + b"</rss>"
+
+
 def test_bytes_no_candidate_decodes_raise_charset_error_naming_the_declared_charset() -> None:
-    # 0xFF is invalid in UTF-8 and in GB18030 alike
     with pytest.raises(CharsetError, match=r"^parse: cannot decode as utf-8 \(also tried gb18030\)$") as caught:
-        decode_document(b"<rss>\xff\xff</rss>", "text/xml; charset=utf-8", None)
+        decode_document(UNDECODABLE, "text/xml; charset=utf-8", None)
     assert isinstance(caught.value.__cause__, UnicodeDecodeError)
 
 
@@ -122,7 +126,7 @@ def test_codec_that_always_fails_is_a_candidate_that_does_not_fit() -> None:
 
 def test_override_is_named_when_nothing_decodes() -> None:
     with pytest.raises(CharsetError, match=r"^parse: cannot decode as gb18030 \(also tried utf-8\)$"):
-        decode_document(b"<rss>\xff\xff</rss>", None, "gbk")
+        decode_document(UNDECODABLE, None, "gbk")
 
 
 @pytest.mark.parametrize(
@@ -149,3 +153,33 @@ def test_any_label_or_body_decodes_or_raises_charset_error(label: str, content_t
     except CharsetError:
         return
     assert isinstance(decoded.text, str)
+
+
+@pytest.mark.parametrize(
+    ("corpus_file", "codec"),
+    [("koi8r.xml", "koi8-r"), ("tis620.xml", "tis-620"), ("windows1255.xml", "cp1255")],
+)
+def test_unlabelled_single_byte_charsets_are_settled_by_the_detector(
+    feedparser_corpus_dir: Path, corpus_file: str, codec: str
+) -> None:
+    body = (feedparser_corpus_dir / "illformed" / "chardet" / corpus_file).read_bytes()
+    decoded = decode_document(body, None, None)
+    assert decoded.charset == codec
+    assert decoded.text == body.decode(codec)
+    assert decoded.warnings == (f"parse: bytes are not utf-8 (fallback); read as {codec} (detected)",)
+
+
+def test_declared_utf8_with_a_stray_invalid_byte_is_read_as_utf8_with_a_replacement_character() -> None:
+    good = "<item><title>南通日报：区域经济观察</title></item>" * 3
+    body = f"<rss>{good}<item><title>坏\udcff字</title></item></rss>".encode("utf-8", "surrogateescape")
+    decoded = decode_document(body, "application/rss+xml; charset=utf-8", None)
+    assert decoded.charset == "utf-8"
+    assert decoded.text == f"<rss>{good}<item><title>坏\ufffd字</title></item></rss>"
+    assert decoded.warnings == ("parse: 1 invalid UTF-8 sequence(s) (HTTP Content-Type) replaced by U+FFFD",)
+
+
+def test_gbk_labelled_utf8_is_still_read_as_gb18030_not_repaired() -> None:
+    body = "<rss><title>南通日报新闻，区域经济观察</title></rss>".encode("gbk")
+    decoded = decode_document(body, "text/xml; charset=utf-8", None)
+    assert decoded.charset == "gb18030"
+    assert decoded.text == "<rss><title>南通日报新闻，区域经济观察</title></rss>"

@@ -6,6 +6,15 @@ Candidates, in order; the first one that decodes the whole body strictly wins:
   3. the charset parameter of the HTTP Content-Type (RFC 7303 §3.2: it beats the XML declaration)
   4. the encoding in the XML declaration
   5. UTF-8, then GB18030 (what an undeclared document from a Chinese newspaper site is in practice)
+  6. what a detector (charset-normalizer) makes of the first 64 KiB: KOI8-R, TIS-620, windows-1255 …
+     sent with no label at all, as feedparser's `illformed/chardet/` documents are
+
+One more rule, before GB18030 is tried: a document *declared* UTF-8 (override, BOM, header or XML
+declaration) whose bytes are UTF-8 but for a few stray invalid sequences (at most one per
+`MOSTLY_UTF8_RATIO` valid non-ASCII characters) is read as UTF-8 with U+FFFD in their place, so
+the damage stays in the item that holds the bad bytes; read as GB18030 or by the detector, every
+character of the document would be wrong. A GBK document labelled UTF-8 has almost no valid
+multi-byte UTF-8 sequences and still goes on to GB18030.
 
 GB2312 and GBK labels are read as GB18030, a superset of both, as the WHATWG Encoding Standard
 does (https://encoding.spec.whatwg.org/#names-and-labels): Chinese servers label GBK or GB18030
@@ -40,6 +49,11 @@ SUPERSET_CODECS = {
 #: (https://html.spec.whatwg.org/multipage/parsing.html#character-encodings)
 REFUSED_CODECS = frozenset({"utf-7", "utf7", "unicode-1-1-utf-7", "csunicode11utf7"})
 FALLBACK_CODECS = ("utf-8", "gb18030")
+#: a declared-UTF-8 document is read with replacement characters when it has at least this many
+#: valid non-ASCII characters per invalid sequence
+MOSTLY_UTF8_RATIO = 20
+#: the detector reads this much of the body: enough to settle a charset, bounded in time
+DETECTOR_SAMPLE_BYTES = 64 * 1024
 
 #: byte order marks, longest first (UTF-32 LE's mark begins with UTF-16 LE's)
 _BOMS = (
@@ -99,11 +113,22 @@ def decode_document(body: bytes, content_type: str | None, override: str | None)
         except UnicodeError as e:  # UnicodeDecodeError, or the "undefined" codec's plain UnicodeError
             failure = e
             tried.append((codec, where))
-            continue
+            repaired = _mostly_utf8(payload) if codec == "utf-8" and where != "fallback" else None
+            if repaired is None:
+                continue
+            text, bad = repaired
+            warnings.append(f"parse: {bad} invalid UTF-8 sequence(s) ({where}) replaced by U+FFFD")
+            return DecodedDocument(text=text.removeprefix("\ufeff"), charset=codec, warnings=tuple(warnings))
         if tried:
             first, first_where = tried[0]
             warnings.append(f"parse: bytes are not {first} ({first_where}); read as {codec} ({where})")
         return DecodedDocument(text=text.removeprefix("\ufeff"), charset=codec, warnings=tuple(warnings))
+    detected = _detect(body)
+    if detected is not None:
+        text, codec = detected
+        first, first_where = tried[0]
+        warnings.append(f"parse: bytes are not {first} ({first_where}); read as {codec} (detected)")
+        return DecodedDocument(text=text, charset=codec, warnings=tuple(warnings))
     also = f" (also tried {', '.join(codec for codec, _ in tried[1:])})" if len(tried) > 1 else ""
     raise CharsetError(f"parse: cannot decode as {tried[0][0]}{also}") from failure
 
@@ -115,6 +140,30 @@ def decode_html(body: bytes, content_type: str | None, override: str | None) -> 
         meta = _META_CHARSET.search(body[:_META_SCAN_BYTES])
         override = meta.group(1).decode("ascii") if meta else None
     return decode_document(body, content_type, override)
+
+
+def _mostly_utf8(payload: bytes) -> tuple[str, int] | None:
+    """The payload as UTF-8 with U+FFFD for its invalid sequences, when they are few; else None."""
+    text = payload.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd") - payload.count("\ufffd".encode())
+    valid_non_ascii = sum(1 for char in text if char > "\x7f") - bad
+    if 0 < bad and bad * MOSTLY_UTF8_RATIO <= valid_non_ascii:
+        return text, bad
+    return None
+
+
+def _detect(body: bytes) -> tuple[str, str] | None:
+    """The body decoded in the charset charset-normalizer settles on from its first bytes, or None."""
+    from charset_normalizer import from_bytes  # loaded only for the rare document nothing else decodes
+
+    best = from_bytes(body[:DETECTOR_SAMPLE_BYTES]).best()
+    codec = _codec_for(best.encoding) if best is not None else None
+    if codec is None:
+        return None
+    try:
+        return body.decode(codec).removeprefix("\ufeff"), codec
+    except UnicodeError:  # the sample fitted, the rest of the body does not
+        return None
 
 
 def charset_from_content_type(content_type: str | None) -> str | None:

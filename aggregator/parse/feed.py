@@ -8,16 +8,19 @@ the charset, xml_safety.strip_prolog drops the DTD, and feedparser gets UTF-8 by
 off: clean/ sanitizes last and resolves URLs against the item's page (STYLE §6.8).
 
 Readable vs unreadable: a document feedparser recognises as RSS/Atom (`version`) is ingested,
-malformed or not, as long as it yields items or a channel title; its problems become
-ParsedFeed.warnings. Anything else (an HTML error page, JSON, an empty body, garbage) raises
-ParseError. feedparser's FeedParserDict is read with plain dict access, bypassing its alias map
-(which warns when `updated` silently falls back to `published`).
+malformed or not, even when its loose parser finds no item in it (a truncated `<rss><channel>`);
+its problems become ParsedFeed.warnings. So is Microsoft's CDF (a `<CHANNEL>` root with
+`<ITEM HREF>` children, 1997), which feedparser reads without naming a version. Anything else (an
+HTML error page, JSON, an empty body, garbage) raises ParseError. feedparser's FeedParserDict is
+read with plain dict access, bypassing its alias map (which warns when `updated` silently falls back
+to `published`).
 """
 
 from __future__ import annotations
 
 import html
 import io
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -39,6 +42,8 @@ _DECLARATION = '<?xml version="1.0" encoding="utf-8"?>'
 _RESPONSE_HEADERS = {"content-type": "application/xml; charset=utf-8"}
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 _TEXT_TYPE = "text/plain"
+#: the root of a Channel Definition Format document (https://www.w3.org/TR/NOTE-CDFsubmit.html)
+_CDF_ROOT_RE = re.compile(r"<channel[\s>]", re.IGNORECASE)
 
 
 def parse_feed(fetched: Fetched, source: SourceConfig, tz: ZoneInfo) -> ParsedFeed:
@@ -67,14 +72,13 @@ def parse_feed(fetched: Fetched, source: SourceConfig, tz: ZoneInfo) -> ParsedFe
     )
     channel: Mapping[str, Any] = _plain(result["feed"])
     entries: list[Mapping[str, Any]] = _plain(result["entries"])
-    title = _text_of(channel, "title")
     problem = str(result["bozo_exception"]) if result["bozo"] else None
-    if not result.get("version"):
+    if not result.get("version") and not _is_cdf(stripped.text):
         detail = f": {problem}" if problem else ""
         raise ParseError(source.name, fetched.final_url, f"parse: not an RSS or Atom document{detail}")
     if problem is not None:
-        if not entries and not title:
-            raise ParseError(source.name, fetched.final_url, f"parse: unreadable feed: {problem}")
+        # what feedparser's loose parser recognises is read, even with nothing in it (issue 10 §7:
+        # "every document feedparser can read, we read"); the warning tells the operator
         warnings.append(f"parse: malformed feed read leniently: {problem}")
 
     items = tuple(_to_raw_item(entry, tz, fetched.fetched_at, warnings) for entry in entries)
@@ -83,6 +87,10 @@ def parse_feed(fetched: Fetched, source: SourceConfig, tz: ZoneInfo) -> ParsedFe
         warnings=tuple(warnings),
         ttl_minutes=_ttl_minutes(channel),
     )
+
+
+def _is_cdf(text: str) -> bool:
+    return _CDF_ROOT_RE.match(text) is not None
 
 
 def _to_raw_item(entry: Mapping[str, Any], tz: ZoneInfo, now: datetime, warnings: list[str]) -> RawItem:
