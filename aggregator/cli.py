@@ -22,6 +22,7 @@ from aggregator.log import setup_logging
 from aggregator.models import UpdateOutcome
 
 if TYPE_CHECKING:
+    from aggregator.cluster.workers import WorkerRow
     from aggregator.storage import Storage
 
 EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
@@ -82,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = command("run", _run, "run the scheduler daemon: poll every source on its own schedule and serve feeds")
     run.add_argument("--listen", metavar="HOST:PORT", help="override settings.listen")
+    run.add_argument("--role", choices=["worker", "publisher", "web", "all"], default="all",
+                     help="with a postgresql:// store: poll (worker), publish (publisher), serve (web) or all "
+                          "three (default; the only role of a SQLite store)")
+
+    migrate = command("migrate", _migrate, "bring the store's schema up to date and record feeds.toml as the "
+                      "configuration of a PostgreSQL cluster; with --to, copy this SQLite store into PostgreSQL")
+    migrate.add_argument("--to", metavar="POSTGRESQL_URL", help="copy the SQLite store into this empty PostgreSQL store")
 
     serve = command("serve", _serve, "serve the published feeds over HTTP")
     serve.add_argument("--listen", metavar="HOST:PORT", help="override settings.listen")
@@ -286,10 +294,75 @@ def _build(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _run(args: argparse.Namespace, out: TextIO) -> int:
+    from aggregator.daemon.roles import is_shared_store, run_role
     from aggregator.daemon.scheduler import run_daemon
 
-    _load(args)  # refuse to start on an invalid config, with the same messages as `check`
+    config = _load(args)  # refuse to start on an invalid config, with the same messages as `check`
+    if is_shared_store(config.settings.store):
+        return run_role(_config_path(args), args.role, listen=args.listen, env=os.environ)
+    if args.role != "all":
+        print(f"aggregator: run --role {args.role} needs a postgresql:// store; a SQLite store is polled, "
+              "published and served by one process (--role all)", file=sys.stderr)
+        return EXIT_CONFIG
     return run_daemon(_config_path(args), listen=args.listen, env=os.environ)
+
+
+def _migrate(args: argparse.Namespace, out: TextIO) -> int:
+    from aggregator.cluster.definitions import record_config
+    from aggregator.cluster.workers import new_worker_id
+    from aggregator.daemon.roles import is_shared_store
+    from aggregator.publish import output_dir_of
+    from aggregator.storage import SqlStorage, open_storage
+    from aggregator.update import utc_now
+
+    config = _load(args)
+    target_url = args.to or config.settings.store
+    if args.to is not None and (is_shared_store(config.settings.store) or not is_shared_store(args.to)):
+        print("aggregator: migrate --to copies a SQLite store (settings.store) into a postgresql:// URL",
+              file=sys.stderr)
+        return EXIT_CONFIG
+    target = open_storage(target_url)
+    try:
+        assert isinstance(target, SqlStorage)
+        if args.to is not None:
+            source = open_storage(config.settings.store)
+            try:
+                assert isinstance(source, SqlStorage)
+                if not _copy_store(source, target, output_dir_of(config), out):
+                    return EXIT_ERROR
+            finally:
+                source.close()
+        print(f"{target.url}: schema version {target.schema_version()}", file=out)
+        if is_shared_store(target_url):
+            record_config(target.engine, config, f"migrate@{new_worker_id()}", utc_now(), force=True)
+            print(f"{target.url}: {_config_path(args)} recorded as the cluster's configuration "
+                  f"({len(config.sources)} sources)", file=out)
+    finally:
+        target.close()
+    return EXIT_OK
+
+
+def _copy_store(source: Storage, target: Storage, output_dir: Path, out: TextIO) -> bool:
+    """The copy with a progress line per batch on stderr and the verification table on `out`."""
+    from aggregator.cluster.migrate import migrate_store
+    from aggregator.storage import SqlStorage
+
+    assert isinstance(source, SqlStorage) and isinstance(target, SqlStorage)
+
+    def progress(table: str, copied: int, total: int) -> None:
+        print(f"migrate: {table}: {copied}/{total}", file=sys.stderr, flush=True)
+
+    counts = migrate_store(source, target, output_dir, progress)
+    width = max(len(c.table) for c in counts)
+    print(f"{'table':<{width}}  {'sqlite':>8}  {'postgresql':>10}", file=out)
+    for count in counts:
+        mark = "ok" if count.matches else "MISMATCH"
+        print(f"{count.table:<{width}}  {count.source_rows:>8}  {count.target_rows:>10}  {mark}", file=out)
+    if all(count.matches for count in counts):
+        print(f"migrate: verified: every row and published file of {source.url} is in {target.url}", file=out)
+        return True
+    print("aggregator: migrate: the counts differ (see the table above)", file=sys.stderr)
+    return False
 
 
 def _serve(args: argparse.Namespace, out: TextIO) -> int:
@@ -311,12 +384,17 @@ def _status(args: argparse.Namespace, out: TextIO) -> int:
         rows = status_rows(config, storage.get_source_states(), storage.items_per_source(), utc_now(),
                            storage.story_counts_per_source())
         totals = storage.story_counts()
+        workers = _workers_of(storage)
     finally:
         storage.close()
     print(format_status(rows, as_json=args.json), file=out)
     if not args.json:
         print(f"stories: {totals.stories} of two or more items, {totals.merged_items} items merged "
               f"into an earlier item's story", file=out)
+    if workers is not None and not args.json:
+        from aggregator.ops.status import format_workers
+
+        print(format_workers(workers, utc_now()), file=out)
     return EXIT_OK
 
 
@@ -336,6 +414,16 @@ def _similar(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_ERROR
     print(format_story(args.item_id, members, as_json=args.json), file=out)
     return EXIT_OK
+
+
+def _workers_of(storage: Storage) -> list[WorkerRow] | None:
+    """The processes of a PostgreSQL store (None for SQLite: one process, no registry)."""
+    from aggregator.cluster.workers import list_workers
+    from aggregator.storage import SqlStorage
+
+    if not isinstance(storage, SqlStorage) or not storage.is_shared:
+        return None
+    return list_workers(storage.engine)
 
 
 def _clean(args: argparse.Namespace, out: TextIO) -> int:

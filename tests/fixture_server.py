@@ -44,17 +44,21 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 class FixtureServer:
-    """ThreadingHTTPServer on an ephemeral loopback port."""
+    """ThreadingHTTPServer on an ephemeral port of a loopback address (Linux routes all of 127.0.0.0/8 to lo,
+    so servers on 127.0.0.2, 127.0.0.3… stand for different newspaper hosts)."""
 
-    def __init__(self) -> None:
+    def __init__(self, address: str = "127.0.0.1") -> None:
+        self.address = address
         self.routes: dict[str, Route] = {}
         self.hits: Counter[str] = Counter()
         #: request log: (path, host header, request headers, monotonic start time)
         self.requests: list[tuple[str, str, dict[str, str], float]] = []
+        #: (path, host header, monotonic start, monotonic end) of every answered request
+        self.spans: list[tuple[str, str, float, float]] = []
         self.max_concurrent_by_host: Counter[str] = Counter()
         self._active_by_host: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self._httpd = _QuietServer(("127.0.0.1", 0), self._make_handler())
+        self._httpd = _QuietServer((address, 0), self._make_handler())
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
@@ -62,9 +66,9 @@ class FixtureServer:
     def port(self) -> int:
         return int(self._httpd.server_address[1])
 
-    def url(self, path: str, host: str = "127.0.0.1") -> str:
-        """URL of `path`; `host` may be any name that resolves to loopback (e.g. localhost)."""
-        return f"http://{host}:{self.port}{path}"
+    def url(self, path: str, host: str | None = None) -> str:
+        """URL of `path`; `host` may be any name that resolves to this address (e.g. localhost)."""
+        return f"http://{host or self.address}:{self.port}{path}"
 
     def start(self) -> FixtureServer:
         self._thread.start()
@@ -95,6 +99,7 @@ class FixtureServer:
             def _answer(self, send_body: bool) -> None:
                 path = urlsplit(self.path).path
                 host = self.headers.get("Host", "")
+                started = time.monotonic()
                 with server._lock:
                     server.hits[path] += 1
                     server.requests.append((self.path, host, dict(self.headers.items()), time.monotonic()))
@@ -114,6 +119,7 @@ class FixtureServer:
                 finally:
                     with server._lock:
                         server._active_by_host[host] -= 1
+                        server.spans.append((path, host, started, time.monotonic()))
 
             def _send_route(self, route: Route, send_body: bool) -> None:
                 headers = {"Content-Type": route.content_type, **route.headers}

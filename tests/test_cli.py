@@ -251,7 +251,7 @@ def test_invalid_config_is_reported_by_check_and_stops_every_command(tmp_path: P
     assert f"{config}:2: settings.interval" in check.stderr
     assert "sources[0]" in check.stderr and ":6:" in check.stderr
     opml = str(DATA_DIR / "opml" / "folders_become_categories.opml")
-    commands = [["poll"], ["build"], ["run"], ["serve"], ["status"], ["clean", str(config)],
+    commands = [["poll"], ["build"], ["run"], ["migrate"], ["serve"], ["status"], ["clean", str(config)],
                 ["import-jekyll", str(tmp_path)], ["import-opml", opml], ["export-opml"], ["similar", "NW1"]]
     assert {command[0] for command in commands} | {"check"} == set(_command_names())
     for command in commands:
@@ -284,8 +284,8 @@ def _command_names() -> list[str]:
 
 def test_every_command_has_help() -> None:
     names = _command_names()
-    assert names == ["build", "check", "clean", "export-opml", "import-jekyll", "import-opml", "poll", "run",
-                     "serve", "similar", "status"]
+    assert names == ["build", "check", "clean", "export-opml", "import-jekyll", "import-opml", "migrate", "poll",
+                     "run", "serve", "similar", "status"]
     for name in names:
         result = run_cli(name, "--help")
         assert result.returncode == 0 and "--config" in result.stdout, name

@@ -460,17 +460,24 @@ def test_postgresql_store_lives_in_the_schema_named_by_its_url(
             ).fetchall()
     assert [name for (name,) in tables] == [
         "category_titles",
+        "cluster_config",
+        "cluster_leases",
+        "host_pace",
+        "host_slots",
         "item_categories",
         "item_signatures",
         "item_sources",
         "items",
+        "publish_claims",
         "publish_owed",
+        "published_documents",
         "schema_version",
         "search_documents",
         "signature_bands",
         "sources",
         "stories",
         "story_categories",
+        "workers",
     ]
 
 

@@ -53,7 +53,9 @@ def test_new_store_is_created_at_the_current_version(store_url: str) -> None:
         )
         assert table_names(store) == {
             "schema_version", "sources", "items", "item_categories", "item_sources", "category_titles", *search_tables,
-            "item_signatures", "signature_bands", "stories", "story_categories", "publish_owed",
+            "item_signatures", "signature_bands", "stories", "story_categories",
+            "publish_owed", "publish_claims", "workers", "cluster_leases", "cluster_config", "host_pace",
+            "host_slots", "published_documents",
         }
     finally:
         store.close()

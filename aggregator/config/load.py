@@ -184,6 +184,9 @@ class Settings(_Strict):
     similar_window: Duration = timedelta(days=7)
     #: all.atom: one entry per story ("collapse") or every item ("keep")
     similar: SimilarMode = "collapse"
+    #: with a postgresql:// store: how long a worker's claim on a source (and on a host slot, and the
+    #: publisher's role) lasts without a heartbeat; a killed worker's sources are polled again after it
+    lease: Duration = timedelta(seconds=30)
 
 
 class CategoryConfig(_Strict):

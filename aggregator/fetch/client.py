@@ -194,12 +194,14 @@ def _utc_now() -> datetime:
 class HttpFetcher:
     """The real Fetcher: `async with HttpFetcher(settings) as fetcher: await fetcher.fetch_source(...)`."""
 
-    def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = _utc_now) -> None:
+    def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = _utc_now,
+                 limiter: hosts.HostLimiter | None = None) -> None:
+        """`limiter` replaces the in-process per-host limits (a cluster shares them through the store)."""
         self._settings = settings
         self._clock = clock
         self._timeout_seconds = settings.timeout.total_seconds()
         self._deadline_seconds = self._timeout_seconds * WHOLE_RESPONSE_TIMEOUTS
-        self._limiter = hosts.HostLimiter(settings.per_host_concurrency, settings.per_host_delay)
+        self._limiter = limiter or hosts.HostLimiter(settings.per_host_concurrency, settings.per_host_delay)
         self._global_slots = asyncio.Semaphore(settings.concurrency)
         self._exit_stack = AsyncExitStack()
         #: keyed by "may reach private addresses": pooled connections are reused per host, and one opened

@@ -11,10 +11,14 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from aggregator.config.load import Config, SourceConfig
 from aggregator.models import SourceState, SourceStatus, StoryCounts
 from aggregator.schedule import is_retired
+
+if TYPE_CHECKING:
+    from aggregator.cluster.workers import WorkerRow
 
 #: a last error longer than this is cut in the table (JSON keeps all of it)
 ERROR_COLUMN_CHARS = 70
@@ -217,3 +221,15 @@ def display_width(text: str) -> int:
 
 def _pad(text: str, width: int) -> str:
     return text + " " * (width - display_width(text))
+
+
+def format_workers(workers: Sequence[WorkerRow], now: datetime) -> str:
+    """The processes of a PostgreSQL store: id, host, role, last heartbeat, sources held right now."""
+    if not workers:
+        return "\nno workers registered"
+    headers = ("worker", "host", "role", "heartbeat", "sources held")
+    cells = [headers, *((w.id, w.host, w.role, _format_relative(w.heartbeat_at, now), str(w.sources_held))
+                        for w in workers)]
+    widths = [max(display_width(line[i]) for line in cells) for i in range(len(headers))]
+    lines = ["  ".join(_pad(cell, width) for cell, width in zip(line, widths)).rstrip() for line in cells]
+    return "\n" + "\n".join(lines)

@@ -185,6 +185,16 @@ class SqlStorage:
     def close(self) -> None:
         self._engine.dispose()
 
+    @property
+    def engine(self) -> Engine:
+        """For aggregator/cluster/'s coordination queries, which run outside the write lock."""
+        return self._engine
+
+    @property
+    def is_shared(self) -> bool:
+        """Whether many processes may poll this store together (PostgreSQL); SQLite keeps one writer."""
+        return self._sqlite_path is None
+
     def migrate(self, migrations: Sequence[schema.Migration] = schema.MIGRATIONS) -> int:
         """Apply the missing migrations in one transaction; return the version reached."""
         with wrap_storage_errors(f"could not open {self._label}"), self._write() as connection:
@@ -215,7 +225,8 @@ class SqlStorage:
     def save_source_state(self, state: SourceState) -> None:
         with (
             wrap_storage_errors(f"could not save the state of source {state.name}"),
-            self._write() as connection,
+            # one row by its key: nothing to keep dense, so no store-wide serialising (many workers)
+            self._write(serialize=False) as connection,
         ):
             sources.write_source_state(connection, state)
 
@@ -229,8 +240,10 @@ class SqlStorage:
         action = (
             "could not save a poll" if state is None else f"could not save the poll of source {state.name}"
         )
+        # only item writes need the store-wide order (dense positions); a poll that changed nothing does not
+        serialize = any(change.action != "unchanged" for change in changes) or bool(category_titles)
         try:
-            with wrap_storage_errors(action), self._write() as connection:
+            with wrap_storage_errors(action), self._write(serialize=serialize) as connection:
                 if category_titles:
                     categories.insert_category_titles(connection, category_titles)
                 items.write_changes(connection, changes)
@@ -343,6 +356,20 @@ class SqlStorage:
         with wrap_storage_errors("could not count stories per source"), self._read() as connection:
             return similar.count_stories_per_source(connection)
 
+    def claim_owed_categories(self, publisher: str) -> list[str]:
+        """Take every category owed a publish (for `publisher`, until settle_publish_claims)."""
+        with wrap_storage_errors("could not claim owed categories"), self._write() as connection:
+            return owed.claim_owed(connection, publisher)
+
+    def settle_publish_claims(self, categories: Collection[str], *, published: bool) -> None:
+        with wrap_storage_errors("could not settle publish claims"), self._write() as connection:
+            owed.settle_claims(connection, categories, published=published)
+
+    def restore_publish_claims(self) -> list[str]:
+        """A new publisher owes again what a dead one had claimed."""
+        with wrap_storage_errors("could not restore publish claims"), self._write() as connection:
+            return owed.restore_claims(connection)
+
     @contextlib.contextmanager
     def _read(self) -> Iterator[Connection]:
         # one transaction per call, so a listing and its categories come from one snapshot
@@ -350,11 +377,11 @@ class SqlStorage:
             yield connection
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[Connection]:
+    def _write(self, *, serialize: bool = True) -> Iterator[Connection]:
         with self._engine.connect() as connection:
             connection.execution_options(**{_WRITE_OPTION: True})
             with connection.begin():
-                if connection.dialect.name == "postgresql":
+                if serialize and connection.dialect.name == "postgresql":
                     # PostgreSQL's counterpart of SQLite's BEGIN IMMEDIATE: one write transaction
                     # at a time per store, so positions stay dense even without the writer lock and
                     # two first opens do not both migrate; released at commit or rollback

@@ -261,11 +261,111 @@ def _json_type(connection: Connection) -> str:
     return str(sources.c.skipped_items.type.compile(dialect=connection.dialect))
 
 
+# --- coordination of many processes on one store (version 5) --------------------------------------
+
+#: columns added to `sources`: the recorded definition hash (NULL: not in the recorded feeds.toml, never
+#: claimed) and the lease (who polls it now, until when)
+SOURCE_LEASE_COLUMNS = (("definition_hash", "TEXT"), ("leased_by", "TEXT"), ("lease_until", "TIMESTAMP"))
+
+#: owed categories taken by the publisher now publishing them; put back as owed if it dies
+publish_claims = Table(
+    "publish_claims",
+    metadata,
+    Column("category", String, primary_key=True),
+    Column("owed_since", UtcDateTime, nullable=False),
+    Column("publisher", String, nullable=False),
+)
+
+#: one row per `aggregator run` process of a shared store, beating while it lives
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("host", Text, nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("role", String, nullable=False),
+    Column("config_hash", String, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("heartbeat_at", UtcDateTime, nullable=False),
+)
+
+#: named leases held by one process at a time (the publisher)
+cluster_leases = Table(
+    "cluster_leases",
+    metadata,
+    Column("name", String, primary_key=True),
+    Column("holder", String, nullable=False),
+    Column("lease_until", UtcDateTime, nullable=False),
+)
+
+#: the feeds.toml the cluster runs on: one row, its hash, who recorded it and when
+cluster_config = Table(
+    "cluster_config",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("config_hash", String, nullable=False),
+    Column("recorded_by", Text, nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
+)
+
+#: per newspaper host: when the next request may start and until when it asked us to stay away
+host_pace = Table(
+    "host_pace",
+    metadata,
+    Column("host", String, primary_key=True),
+    Column("next_start_at", UtcDateTime),
+    Column("deferred_until", UtcDateTime),
+)
+
+#: one row per request in flight to a host, by any worker; an expired lease no longer counts
+host_slots = Table(
+    "host_slots",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("host", String, nullable=False, index=True),
+    Column("worker_id", String, nullable=False),
+    Column("lease_until", UtcDateTime, nullable=False),
+)
+
+#: every published file (feeds, .gz twins, archive pages, index, OPML) as the publisher rendered it,
+#: so stateless web replicas serve the same bytes with the same validators without a shared disk
+published_documents = Table(
+    "published_documents",
+    metadata,
+    Column("path", String, primary_key=True),
+    Column("body", LargeBinary, nullable=False),
+    #: strong ETag (a content hash), the same on every replica
+    Column("etag", String, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    #: bumped at every change; replicas cache bodies by it
+    Column("version", Integer, nullable=False),
+)
+
+COORDINATION_TABLES = (publish_claims, workers, cluster_leases, cluster_config, host_pace,
+                       host_slots, published_documents)
+
+
+def _add_coordination(connection: Connection) -> None:
+    """Many processes on one PostgreSQL store (aggregator/cluster/): the tables above, the lease columns of
+    `sources` (where its dynamic schedule already is), an index for claiming due sources. A SQLite store
+    has them too and never fills them: it keeps one writing process."""
+    metadata.create_all(connection, tables=list(COORDINATION_TABLES))
+    timestamp = "TIMESTAMP WITH TIME ZONE" if connection.dialect.name == "postgresql" else "TIMESTAMP"
+    for name, kind in SOURCE_LEASE_COLUMNS:
+        column_type = timestamp if kind == "TIMESTAMP" else kind
+        connection.execute(text(f"ALTER TABLE sources ADD COLUMN {name} {column_type}"))
+    # claims walk the unleased sources by due time; the heartbeat's sweep finds expired leases
+    connection.execute(text("CREATE INDEX ix_sources_claimable ON sources (next_poll_at)"
+                            " WHERE leased_by IS NULL AND definition_hash IS NOT NULL"))
+    connection.execute(text("CREATE INDEX ix_sources_leased ON sources (lease_until) WHERE leased_by IS NOT NULL"))
+
+
 Migration = Callable[[Connection], None]
 
 #: MIGRATIONS[i] takes the store from version i to version i + 1
 MIGRATIONS: tuple[Migration, ...] = (
     _create_version_1, _add_category_titles, create_search_index, _add_stories, _add_skipped_items, _add_publish_owed,
+    _add_coordination,
 )
 
 

@@ -1,0 +1,1 @@
+"""Many `aggregator run` processes on one PostgreSQL store: leases, politeness, roles, shared documents."""
