@@ -13,7 +13,6 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -199,16 +198,17 @@ def _sources_to_poll(args: argparse.Namespace, config: Config, storage: Storage)
 
 
 def _poll_pass(config: Config, storage: Storage, sources: list[SourceConfig], *, quiet: bool) -> list[UpdateOutcome]:
-    """Fetch concurrently in the event loop; parse and clean in a process pool of one worker per core."""
+    """Fetch concurrently in the event loop; parse and clean in a process pool of one worker per core,
+    started only when a document needs parsing."""
     from aggregator.fetch.client import HttpFetcher
     from aggregator.ops.progress import Progress
     from aggregator.update import Updater
+    from aggregator.workers import LazyProcessPool
 
     progress = None if quiet else Progress(total=len(sources), stream=sys.stderr)
-    # Fork the parse/clean workers before any thread or event loop exists.
     workers = min(os.cpu_count() or 1, 8)
     use_pool = len(sources) > 1 and workers > 1
-    with ProcessPoolExecutor(max_workers=workers) if use_pool else contextlib.nullcontext() as pool:
+    with LazyProcessPool(workers) if use_pool else contextlib.nullcontext() as pool:
 
         async def run_pass() -> list[UpdateOutcome]:
             async with HttpFetcher(config.settings) as fetcher:

@@ -91,13 +91,19 @@ class Updater:
         self.clock = clock
         self.cron_of = cron_of
         self._random = random.Random()
+        #: not-modified states of the running update_sources pass, saved together when it ends
+        self._unchanged_states: list[SourceState] | None = None
 
     async def update_sources(
         self,
         sources: Iterable[SourceConfig],
         on_outcome: Callable[[UpdateOutcome], None] | None = None,
     ) -> list[UpdateOutcome]:
-        """Poll `sources` concurrently, at most `settings.concurrency` at a time."""
+        """Poll `sources` concurrently, at most `settings.concurrency` at a time.
+
+        States are read in one statement; the sources that answered 304 have theirs written in one
+        statement when the pass ends (a source with news saves its state with its items).
+        """
         states = self.storage.get_source_states()
         bound = asyncio.Semaphore(self.config.settings.concurrency)
 
@@ -108,7 +114,12 @@ class Updater:
                 on_outcome(outcome)
             return outcome
 
-        return list(await asyncio.gather(*(one(source) for source in sources)))
+        self._unchanged_states = []
+        try:
+            return list(await asyncio.gather(*(one(source) for source in sources)))
+        finally:
+            unchanged, self._unchanged_states = self._unchanged_states, None
+            self.storage.save_source_states(unchanged)
 
     async def update_source(self, source: SourceConfig) -> UpdateOutcome:
         """Poll one source; never raises for a source failure (it is recorded and backed off)."""
@@ -125,7 +136,10 @@ class Updater:
             fetch_seconds = time.monotonic() - poll.started
             if isinstance(result, NotModified):
                 transition = schedule.after_response(poll.state, source.url, result, poll.now, self._timing(source))
-                self.storage.save_source_state(transition.state)
+                if self._unchanged_states is not None:
+                    self._unchanged_states.append(transition.state)
+                else:
+                    self.storage.save_source_state(transition.state)
                 return _report(poll, transition, fetch_seconds)
             return await self._store_fetched(poll, result, fetch_seconds)
         except SourceError as exc:
