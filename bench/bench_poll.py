@@ -38,6 +38,8 @@ def main() -> None:
     parser.add_argument("--gb18030-every", type=int, default=10, help="every Nth source is GB18030 (header says GB2312)")
     parser.add_argument("--hosts", type=int, help="loopback hosts the sources are spread over (default: one each)")
     parser.add_argument("--show", action="store_true", help="print each pass's summary")
+    parser.add_argument("--profile", type=Path, metavar="FILE",
+                        help="also run the first pass again under cProfile (main process only) into FILE and print its top")
     args = parser.parse_args()
     hosts = [_loopback_address(index) for index in range(min(args.hosts or args.sources, args.sources))]
 
@@ -80,6 +82,10 @@ def main() -> None:
         first = _timed(command, args.show)
         peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         second = _timed(command, args.show)
+        if args.profile:
+            (Path(tmp) / "store").rename(Path(tmp) / "store-before-profile")
+            profiled = [sys.executable, "-m", "cProfile", "-o", str(args.profile), *command[1:]]
+            _timed(profiled, args.show)
         startup = min(_timed([sys.executable, "-c", STARTUP_IMPORTS], False) for _ in range(3))
 
     print(f"corpus: {args.sources} sources x {args.items} items = {total_items} items "
@@ -88,6 +94,11 @@ def main() -> None:
     print(f"second pass: {second:.2f} s wall (unchanged: all 304), {first / second:.1f}x faster than the first")
     print(f"  of which interpreter start-up and imports: {startup:.2f} s; the passes' own work: "
           f"{first - startup:.2f} s vs {second - startup:.2f} s, {(first - startup) / (second - startup):.1f}x")
+    if args.profile:
+        import pstats
+
+        print(f"\nfirst pass, main process (parse and clean run in the pool's workers): {args.profile}")
+        pstats.Stats(str(args.profile)).sort_stats("cumulative").print_stats(30)
 
 
 def _loopback_address(index: int) -> str:
