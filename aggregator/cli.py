@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = command("serve", _serve, "serve the published feeds over HTTP")
     serve.add_argument("--listen", metavar="HOST:PORT", help="override settings.listen")
+    serve.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+                       help="server processes sharing the address through SO_REUSEPORT (default 1)")
 
     status = command("status", _status, "one row per source: state, last success, last error, next poll")
     status.add_argument("--json", action="store_true", help="machine-readable output")
@@ -121,6 +123,12 @@ def _add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> N
                        help="less log output: warnings only for `run`, errors only otherwise (repeatable)")
     group.add_argument("--log-format", choices=["text", "json"], default=default("text"),
                        help="log line format (json for collectors)")
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return int(text)
 
 
 def _config_path(args: argparse.Namespace) -> Path:
@@ -278,7 +286,7 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
     from aggregator.serve import serve_forever
 
     config = _load(args)
-    serve_forever(config, args.listen or config.settings.listen)
+    serve_forever(config, args.listen or config.settings.listen, workers=args.workers)
     return EXIT_OK
 
 
