@@ -30,6 +30,9 @@ from aggregator.storage import Storage
 
 log = logging.getLogger("aggregator.update")
 
+#: sources in progress per request slot: while some are parsed or cleaned, others are fetched
+PIPELINE_DEPTH = 2
+
 T = TypeVar("T")
 #: a cron source's next fire time at or after a moment (None: never again); None for an interval source
 CronOf = Callable[[SourceConfig], Callable[[datetime], datetime | None] | None]
@@ -99,13 +102,16 @@ class Updater:
         sources: Iterable[SourceConfig],
         on_outcome: Callable[[UpdateOutcome], None] | None = None,
     ) -> list[UpdateOutcome]:
-        """Poll `sources` concurrently, at most `settings.concurrency` at a time.
+        """Poll `sources` concurrently: `settings.concurrency` requests at a time (the fetcher's
+        limit), and up to PIPELINE_DEPTH times as many sources in progress, so a document being
+        parsed or cleaned in the pool does not hold back a request; memory stays bounded by the
+        documents in progress, never by the number of sources.
 
         States are read in one statement; the sources that answered 304 have theirs written in one
         statement when the pass ends (a source with news saves its state with its items).
         """
         states = self.storage.get_source_states()
-        bound = asyncio.Semaphore(self.config.settings.concurrency)
+        bound = asyncio.Semaphore(PIPELINE_DEPTH * self.config.settings.concurrency)
 
         async def one(source: SourceConfig) -> UpdateOutcome:
             async with bound:
