@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -20,7 +20,7 @@ from aggregator import __version__
 from aggregator.config.load import Config, SourceConfig, load_config
 from aggregator.errors import AggregatorError, ConfigError, StoreLockedError
 from aggregator.log import setup_logging
-from aggregator.models import UpdateOutcome
+from aggregator.models import SourceState, UpdateOutcome
 
 if TYPE_CHECKING:
     from aggregator.storage import Storage
@@ -184,8 +184,9 @@ def _poll(args: argparse.Namespace, out: TextIO) -> int:
     storage = open_storage(config.settings.store)
     try:
         with storage.writer_lock(args.lock_timeout):
-            sources = _sources_to_poll(args, config, storage)
-            outcomes = _poll_pass(config, storage, sources, quiet=args.quiet > 0)
+            states = storage.get_source_states()  # the pass's one read of every source's state
+            sources = _sources_to_poll(args, config, states)
+            outcomes = _poll_pass(config, storage, sources, states, quiet=args.quiet > 0)
             published = _publish_after_poll(config, storage, outcomes)
     finally:
         storage.close()
@@ -193,7 +194,9 @@ def _poll(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def _sources_to_poll(args: argparse.Namespace, config: Config, storage: Storage) -> list[SourceConfig]:
+def _sources_to_poll(
+    args: argparse.Namespace, config: Config, states: Mapping[str, SourceState]
+) -> list[SourceConfig]:
     """--source names (even disabled ones), else every enabled source with --all, else the due ones."""
     from aggregator.schedule import select_due
     from aggregator.update import utc_now
@@ -202,10 +205,12 @@ def _sources_to_poll(args: argparse.Namespace, config: Config, storage: Storage)
         return [s for s in config.sources if s.name in set(args.source)]
     if args.all:
         return [s for s in config.sources if s.enabled]
-    return select_due(config.sources, storage.get_source_states(), utc_now())
+    return select_due(config.sources, states, utc_now())
 
 
-def _poll_pass(config: Config, storage: Storage, sources: list[SourceConfig], *, quiet: bool) -> list[UpdateOutcome]:
+def _poll_pass(
+    config: Config, storage: Storage, sources: list[SourceConfig], states: Mapping[str, SourceState], *, quiet: bool
+) -> list[UpdateOutcome]:
     """Fetch concurrently in the event loop; parse and clean in a process pool of one worker per core,
     started only when a document needs parsing."""
     from aggregator.fetch.client import HttpFetcher
@@ -221,7 +226,8 @@ def _poll_pass(config: Config, storage: Storage, sources: list[SourceConfig], *,
         async def run_pass() -> list[UpdateOutcome]:
             async with HttpFetcher(config.settings) as fetcher:
                 updater = Updater(config, storage, fetcher, executor=pool)
-                return await updater.update_sources(sources, on_outcome=progress.on_outcome if progress else None)
+                return await updater.update_sources(
+                    sources, on_outcome=progress.on_outcome if progress else None, states=states)
 
         outcomes = asyncio.run(run_pass())
     if progress:

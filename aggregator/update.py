@@ -101,16 +101,19 @@ class Updater:
         self,
         sources: Iterable[SourceConfig],
         on_outcome: Callable[[UpdateOutcome], None] | None = None,
+        states: Mapping[str, SourceState] | None = None,
     ) -> list[UpdateOutcome]:
         """Poll `sources` concurrently: `settings.concurrency` requests at a time (the fetcher's
         limit), and up to PIPELINE_DEPTH times as many sources in progress, so a document being
         parsed or cleaned in the pool does not hold back a request; memory stays bounded by the
         documents in progress, never by the number of sources.
 
-        States are read in one statement; the sources that answered 304 have theirs written in one
-        statement when the pass ends (a source with news saves its state with its items).
+        States are read in one statement (or given, as read by the caller); the sources that answered
+        304 have theirs written in one statement when the pass ends (a source with news saves its state
+        with its items).
         """
-        states = self.storage.get_source_states()
+        if states is None:
+            states = self.storage.get_source_states()
         bound = asyncio.Semaphore(PIPELINE_DEPTH * self.config.settings.concurrency)
 
         async def one(source: SourceConfig) -> UpdateOutcome:

@@ -8,10 +8,13 @@ threads is what the fork server avoids).
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from typing import Any, ParamSpec, TypeVar
+
+log = logging.getLogger("aggregator.workers")
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -36,6 +39,7 @@ class LazyProcessPool(Executor):
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(PRELOADED_MODULES)
             self._pool = ProcessPoolExecutor(self._max_workers, mp_context=context)
+            log.info("poll: parse/clean pool of %d workers started", self._max_workers)
         return self._pool.submit(fn, *args, **kwargs)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import multiprocessing
 import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -36,31 +38,26 @@ def main() -> None:
     parser.add_argument("--probe", type=int, default=40)
     parser.add_argument("--items", type=int, default=50)
     args = parser.parse_args()
-    corpora = {
-        "small": generate(args.small, args.items, 0.15, seed=1, first_serial=0, prefix="small"),
-        "large": generate(args.large, args.items, 0.15, seed=2, first_serial=SERIALS_PER_CORPUS, prefix="large"),
-        "probe": generate(args.probe, args.items, 0.15, seed=3, first_serial=2 * SERIALS_PER_CORPUS, prefix="probe"),
-    }
-    documents = {f"/{name}.xml": _document(name, articles) for corpus in corpora.values()
-                 for name, articles in corpus.items()}
-    hosts = [_loopback_address(index) for index in range(max(len(c) for c in corpora.values()))]
-    with tempfile.TemporaryDirectory() as tmp, CorpusServer(documents, hosts) as server:
-        def config(corpus: str, store: str) -> Path:
-            path = Path(tmp) / f"{corpus}-{store}.toml"
-            lines = ["[settings]", f'store = "{store}/aggregator.db"', f'output_dir = "{store}/feeds"',
-                     "allow_private_networks = true", "concurrency = 16", "", "[categories.bench]", 'title = "Bench"']
-            for index, name in enumerate(corpora[corpus]):
-                lines += ["", "[[sources]]", f'name = "{name}"', f'url = "{server.url(f"/{name}.xml", index)}"',
-                          'categories = ["bench"]']
-            path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-            return path
+    sizes = {"small": args.small, "large": args.large, "probe": args.probe}
+    with tempfile.TemporaryDirectory() as tmp:
+        # the server (and the corpus it holds) lives in a process of its own: a child forked from a
+        # process holding the corpus would count the corpus in its peak RSS
+        context = multiprocessing.get_context("spawn")
+        ready = context.Event()
+        server = context.Process(target=_serve, args=(sizes, args.items, tmp, ready), daemon=True)
+        server.start()
+        if not ready.wait(600):
+            sys.exit("the corpus server did not start")
+        try:
+            small_wall, small_rss = _pass(Path(tmp) / "small-small.toml")
+            large_wall, large_rss = _pass(Path(tmp) / "large-large.toml")
+            probe_small, _ = _pass(Path(tmp) / "probe-small.toml")
+            probe_large, _ = _pass(Path(tmp) / "probe-large.toml")
+        finally:
+            server.terminate()
+            server.join()
 
-        small_wall, small_rss = _pass(config("small", "small"))
-        large_wall, large_rss = _pass(config("large", "large"))
-        probe_small, _ = _pass(config("probe", "small"))
-        probe_large, _ = _pass(config("probe", "large"))
-
-    count = {name: sum(len(a) for a in corpus.values()) for name, corpus in corpora.items()}
+    count = {name: sources * args.items for name, sources in sizes.items()}
     print(f"first pass, {args.small} sources x {args.items}: {small_wall:.1f} s, "
           f"{count['small'] / small_wall:,.0f} items/s, peak RSS {small_rss:.0f} MB")
     print(f"first pass, {args.large} sources x {args.items}: {large_wall:.1f} s, "
@@ -69,6 +66,29 @@ def main() -> None:
     per_large = probe_large / count["probe"] * 1000
     print(f"probe pass of {count['probe']} new items: {per_small:.2f} ms/item on the small store, "
           f"{per_large:.2f} ms/item on the large store ({per_large / per_small:.2f}x)")
+
+
+def _serve(sizes: dict[str, int], items: int, tmp: str, ready: Any) -> None:
+    """Serve the three corpora on loopback and write the four feeds.toml files; runs until terminated."""
+    corpora = {
+        name: generate(sources, items, 0.15, seed=index + 1, first_serial=index * SERIALS_PER_CORPUS, prefix=name)
+        for index, (name, sources) in enumerate(sizes.items())
+    }
+    documents = {f"/{name}.xml": _document(name, articles) for corpus in corpora.values()
+                 for name, articles in corpus.items()}
+    hosts = [_loopback_address(index) for index in range(max(sizes.values()))]
+    with CorpusServer(documents, hosts) as server:
+        for corpus, store in (("small", "small"), ("large", "large"), ("probe", "small"), ("probe", "large")):
+            lines = ["[settings]", f'store = "{store}/aggregator.db"', f'output_dir = "{store}/feeds"',
+                     "allow_private_networks = true", "concurrency = 16", "", "[categories.bench]",
+                     'title = "Bench"']
+            for index, name in enumerate(corpora[corpus]):
+                lines += ["", "[[sources]]", f'name = "{name}"', f'url = "{server.url(f"/{name}.xml", index)}"',
+                          'categories = ["bench"]']
+            (Path(tmp) / f"{corpus}-{store}.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        ready.set()
+        while True:
+            time.sleep(3600)
 
 
 def _document(name: str, articles: list[Article]) -> Document:
