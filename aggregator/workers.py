@@ -19,8 +19,8 @@ log = logging.getLogger("aggregator.workers")
 P = ParamSpec("P")
 T = TypeVar("T")
 
-#: modules the fork server imports once for every worker (the worker functions live in update)
-PRELOADED_MODULES = ["aggregator.update", "aggregator.parse", "aggregator.clean", "aggregator.identity"]
+#: modules the fork server imports once for every worker (the worker functions live in update and items)
+PRELOADED_MODULES = ["aggregator.update", "aggregator.items", "aggregator.parse", "aggregator.clean", "aggregator.identity"]
 
 
 class LazyProcessPool(Executor):
