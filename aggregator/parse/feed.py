@@ -74,7 +74,6 @@ def parse_feed(fetched: Fetched, source: SourceConfig, tz: ZoneInfo, *, fast_pat
             if not entries and not _text_of(channel, "title"):
                 raise ParseError(source.name, fetched.final_url, f"parse: unreadable feed: {problem}")
             warnings.append(f"parse: malformed feed read leniently: {problem}")
-    title = _text_of(channel, "title")
     items = tuple(_to_raw_item(entry, tz, fetched.fetched_at, warnings) for entry in entries)
     return ParsedFeed(
         items=items,
