@@ -11,7 +11,7 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -19,7 +19,7 @@ from aggregator import __version__
 from aggregator.config.load import Config, SourceConfig, load_config
 from aggregator.errors import AggregatorError, ConfigError, PublishError, StoreLockedError
 from aggregator.log import setup_logging
-from aggregator.models import UpdateOutcome
+from aggregator.models import SourceState, UpdateOutcome
 
 if TYPE_CHECKING:
     from aggregator.cluster.workers import WorkerRow
@@ -93,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = command("serve", _serve, "serve the published feeds over HTTP")
     serve.add_argument("--listen", metavar="HOST:PORT", help="override settings.listen")
+    serve.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+                       help="server processes sharing the address through SO_REUSEPORT (default 1)")
 
     status = command("status", _status, "one row per source: state, last success, last error, next poll")
     status.add_argument("--json", action="store_true", help="machine-readable output")
@@ -134,6 +136,12 @@ def _add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> N
                        help="less log output: warnings only for `run`, errors only otherwise (repeatable)")
     group.add_argument("--log-format", choices=["text", "json"], default=default("text"),
                        help="log line format (json for collectors)")
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return int(text)
 
 
 def _config_path(args: argparse.Namespace) -> Path:
@@ -191,8 +199,9 @@ def _poll(args: argparse.Namespace, out: TextIO) -> int:
     published: list[str] = []
     try:
         with storage.writer_lock(args.lock_timeout):
-            sources = _sources_to_poll(args, config, storage)
-            outcomes = _poll_pass(config, storage, sources, quiet=args.quiet > 0)
+            states = storage.get_source_states()  # the pass's one read of every source's state
+            sources = _sources_to_poll(args, config, states)
+            outcomes = _poll_pass(config, storage, sources, states, quiet=args.quiet > 0)
             try:
                 published = _publish_after_poll(config, storage, outcomes)
             except PublishError as e:  # the feeds that failed stay owed: the next poll or build publishes them
@@ -206,7 +215,9 @@ def _poll(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def _sources_to_poll(args: argparse.Namespace, config: Config, storage: Storage) -> list[SourceConfig]:
+def _sources_to_poll(
+    args: argparse.Namespace, config: Config, states: Mapping[str, SourceState]
+) -> list[SourceConfig]:
     """--source names (even disabled ones), else every enabled source with --all, else the due ones."""
     from aggregator.schedule import select_due
     from aggregator.update import utc_now
@@ -215,10 +226,12 @@ def _sources_to_poll(args: argparse.Namespace, config: Config, storage: Storage)
         return [s for s in config.sources if s.name in set(args.source)]
     if args.all:
         return [s for s in config.sources if s.enabled]
-    return select_due(config.sources, storage.get_source_states(), utc_now())
+    return select_due(config.sources, states, utc_now())
 
 
-def _poll_pass(config: Config, storage: Storage, sources: list[SourceConfig], *, quiet: bool) -> list[UpdateOutcome]:
+def _poll_pass(
+    config: Config, storage: Storage, sources: list[SourceConfig], states: Mapping[str, SourceState], *, quiet: bool
+) -> list[UpdateOutcome]:
     """Fetch concurrently in the event loop; parse and clean in worker processes, one per core.
 
     Even one source gets a worker: only a separate process can be stopped when a document overruns
@@ -236,7 +249,8 @@ def _poll_pass(config: Config, storage: Storage, sources: list[SourceConfig], *,
         async def run_pass() -> list[UpdateOutcome]:
             async with HttpFetcher(config.settings) as fetcher:
                 updater = Updater(config, storage, fetcher, workers=pool)
-                return await updater.update_sources(sources, on_outcome=progress.on_outcome if progress else None)
+                return await updater.update_sources(
+                    sources, on_outcome=progress.on_outcome if progress else None, states=states)
 
         outcomes = asyncio.run(run_pass())
     if progress:
@@ -369,7 +383,7 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
     from aggregator.serve import serve_forever
 
     config = _load(args)
-    serve_forever(config, args.listen or config.settings.listen)
+    serve_forever(config, args.listen or config.settings.listen, workers=args.workers)
     return EXIT_OK
 
 

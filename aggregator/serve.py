@@ -17,21 +17,20 @@ retired articles) is aggregator/site.py.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import hashlib
 import os
 import re
 import signal
-import stat
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
-from email.utils import formatdate, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote, unquote
 
 from aggregator.config.load import Config
+from aggregator.prepared import FileVersion, VersionCache
 from aggregator.publish import output_dir_of
 from aggregator.publish.freshness import shortest_interval
 from aggregator.publish.layout import (
@@ -57,8 +56,6 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
 
-#: file contents kept in memory, least recently used dropped first
-MAX_CACHE_BYTES = 64 * 1024 * 1024
 #: request paths remembered with their resolved files (each bounded by the name pattern)
 MAX_ROUTES = 4096
 #: a sealed archive page never changes (aggregator/publish/archive.py), so caches may keep it long
@@ -66,6 +63,7 @@ SEALED_ARCHIVE_MAX_AGE_SECONDS = 86400
 #: legacy category paths are short; a longer one is a 404 before pypinyin reads it
 MAX_LEGACY_PATH_CHARS = 512
 
+_SEALED_CACHE_CONTROL = f"public, max-age={SEALED_ARCHIVE_MAX_AGE_SECONDS}".encode()
 _ATOM = "application/atom+xml; charset=utf-8"
 #: JSON Feed 1.1 §"Suggestions for Publishers": application/feed+json
 _JSON_FEED = "application/feed+json; charset=utf-8"
@@ -98,18 +96,6 @@ class _Route:
     gzip_path: str
     next_page_path: str | None
     content_type: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class _Version:
-    """One version of one file as read once from disk, with its validators ready to send."""
-
-    key: tuple[int, int, int]
-    body: bytes
-    etag: bytes
-    mtime_ns: int
-    last_modified: bytes
-    content_length: bytes
 
 
 def resolve_path(raw_path: str) -> Resource | None:
@@ -201,8 +187,9 @@ class FeedApp:
         self._is_alive = is_alive
         self._cache_control: dict[str | None, bytes] = {}
         self._routes: dict[str, _Route] = {}
-        self._cache: OrderedDict[str, _Version] = OrderedDict()
-        self._cache_bytes = 0
+        self._files = VersionCache()
+        #: archive pages seen sealed: a sealed page stays sealed, so its next page is not looked for again
+        self._sealed: set[str] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -263,7 +250,7 @@ class FeedApp:
         headers = [(b"cache-control", b"no-store"), (b"content-type", _TEXT.encode())]
         await respond(send, scope, 200 if alive else 503, headers, b"ok\n" if alive else b"unhealthy\n")
 
-    async def _send_file(self, scope: Scope, send: Send, route: _Route, plain: _Version) -> None:
+    async def _send_file(self, scope: Scope, send: Send, route: _Route, plain: FileVersion) -> None:
         accept_encoding = if_none_match = if_modified_since = None
         for name, value in scope["headers"]:  # ASGI header names are lower-case
             if name == b"accept-encoding":
@@ -272,35 +259,29 @@ class FeedApp:
                 if_none_match = value
             elif name == b"if-modified-since":
                 if_modified_since = value
-        headers = [(b"cache-control", self._cache_control_of(route)), (b"last-modified", plain.last_modified)]
-        chosen, encoding = plain, None
-        compressed = self._read(route.gzip_path)
-        if compressed is not None:
-            headers.append((b"vary", b"Accept-Encoding"))
-            # a .gz older than its plain twin is a leftover of an interrupted publish (files.py)
-            if (
-                compressed.mtime_ns >= plain.mtime_ns
-                and accept_encoding is not None
-                and accepts_gzip(accept_encoding.decode("latin-1"))
-            ):
-                chosen, encoding = compressed, b"gzip"
-        headers.append((b"etag", chosen.etag))
+        prepared = self._files.prepare(route.plain_path, plain, self._read(route.gzip_path),
+                                       ((b"cache-control", self._cache_control_of(route)),), route.content_type)
+        variant = prepared.plain_variant
+        if (
+            prepared.gzip_variant is not None
+            and accept_encoding is not None
+            and accepts_gzip(accept_encoding.decode("latin-1"))
+        ):
+            variant = prepared.gzip_variant
         # RFC 9110 §13.2.2: If-None-Match decides when present; otherwise If-Modified-Since
         if if_none_match is not None:
-            not_modified = etag_matches(if_none_match.decode("latin-1"), chosen.etag.decode("ascii"))
+            not_modified = if_none_match == variant.etag or etag_matches(
+                if_none_match.decode("latin-1"), variant.etag.decode("ascii"))
         else:
             not_modified = if_modified_since is not None and not is_modified_since(
                 if_modified_since.decode("latin-1"), plain.mtime_ns
             )
         if not_modified:
-            await send({"type": "http.response.start", "status": 304, "headers": headers})
-            await send({"type": "http.response.body", "body": b""})
+            await send(variant.start_304)
+            await send(variant.empty_body)
             return
-        if encoding:
-            headers.append((b"content-encoding", encoding))
-        headers += [(b"content-type", route.content_type), (b"content-length", chosen.content_length)]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else chosen.body})
+        await send(variant.start_200)
+        await send(variant.empty_body if scope["method"] == "HEAD" else variant.body)
 
     def _route(self, path: str) -> _Route | None:
         route = self._routes.get(path)
@@ -322,56 +303,18 @@ class FeedApp:
         return route
 
     def _cache_control_of(self, route: _Route) -> bytes:
-        if route.next_page_path is not None and os.path.isfile(route.next_page_path):
-            return f"public, max-age={SEALED_ARCHIVE_MAX_AGE_SECONDS}".encode()
+        next_page = route.next_page_path
+        if next_page is not None and (next_page in self._sealed or os.path.isfile(next_page)):
+            self._sealed.add(next_page)
+            return _SEALED_CACHE_CONTROL
         feed = route.resource.feed
         if feed not in self._cache_control:
             seconds = int(shortest_interval(self._config, feed).total_seconds())
             self._cache_control[feed] = f"public, max-age={seconds}".encode()
         return self._cache_control[feed]
 
-    def _read(self, path: str) -> _Version | None:
-        """The file's current version: from the cache when (inode, mtime, size) still match,
-        else read once from one open handle, so a concurrent os.replace cannot mix versions."""
-        try:
-            info = os.stat(path, follow_symlinks=False)
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        cached = self._cache.get(path)
-        if cached is not None and cached.key == (info.st_ino, info.st_mtime_ns, info.st_size):
-            self._cache.move_to_end(path)
-            return cached
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        except OSError:  # gone, a directory, or ELOOP: a symlink is not ours to follow
-            return None
-        with os.fdopen(fd, "rb") as handle:
-            info = os.fstat(handle.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                return None
-            body = handle.read()
-        version = _Version(
-            key=(info.st_ino, info.st_mtime_ns, info.st_size),
-            body=body,
-            etag=f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'.encode(),
-            mtime_ns=info.st_mtime_ns,
-            last_modified=formatdate(info.st_mtime_ns / 1e9, usegmt=True).encode(),
-            content_length=str(len(body)).encode(),
-        )
-        self._remember(path, version)
-        return version
-
-    def _remember(self, path: str, version: _Version) -> None:
-        old = self._cache.pop(path, None)
-        if old is not None:
-            self._cache_bytes -= len(old.body)
-        if len(version.body) > MAX_CACHE_BYTES // 4:
-            return
-        self._cache[path] = version
-        self._cache_bytes += len(version.body)
-        while self._cache_bytes > MAX_CACHE_BYTES:
-            _, dropped = self._cache.popitem(last=False)
-            self._cache_bytes -= len(dropped.body)
+    def _read(self, path: str) -> FileVersion | None:
+        return self._files.read(path)
 
 
 def create_app(
@@ -393,20 +336,74 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def serve_forever(config: Config, listen: str) -> None:
-    """Run the app under uvicorn until SIGINT/SIGTERM."""
+def serve_forever(config: Config, listen: str, workers: int = 1) -> None:
+    """Run the app under uvicorn (uvloop + httptools, uvicorn[standard]) until SIGINT/SIGTERM.
+
+    With `workers` > 1, that many processes each accept on their own SO_REUSEPORT socket bound to
+    the same address, and the kernel spreads connections over them; this process only supervises.
+    """
     import uvicorn
 
     host, port = parse_listen(listen)
     # log_config=None: uvicorn's records go through our logging setup (text or JSON)
     server_config = uvicorn.Config(
-        create_app(config), host=host, port=port, access_log=False, log_config=None, server_header=False
+        create_app(config), host=host, port=port, access_log=False, log_config=None, server_header=False,
+        loop="auto", http="auto",
     )
+    if workers > 1:
+        _serve_with_workers(server_config, host, port, workers)
+        return
+    _quiet_signals()
+    uvicorn.Server(server_config).run()
+
+
+def _quiet_signals() -> None:
     # uvicorn re-raises the signal that stopped it once it has shut down gracefully; with these no-op
     # handlers in place that re-raise is a no-op too, so SIGTERM ends `serve` with exit 0 like `run`.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: None)
-    uvicorn.Server(server_config).run()
+
+
+def _serve_with_workers(server_config: Any, host: str, port: int, workers: int) -> None:
+    """Fork `workers` uvicorn servers over SO_REUSEPORT sockets; SIGINT/SIGTERM stops them all."""
+    import socket
+
+    import uvicorn
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sockets = []
+    for _ in range(workers):  # bound here, so a taken port fails `serve` itself, not only its workers
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        sock.set_inheritable(True)
+        sockets.append(sock)
+    children = []
+    for index, sock in enumerate(sockets):
+        pid = os.fork()
+        if pid == 0:
+            for other in sockets[:index] + sockets[index + 1:]:
+                other.close()
+            _quiet_signals()
+            try:
+                uvicorn.Server(server_config).run(sockets=[sock])
+            finally:
+                os._exit(0)
+        children.append(pid)
+    for sock in sockets:
+        sock.close()
+
+    def stop(*_: object) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    for _ in children:  # one worker ending (crash or signal) ends the service: stop the others too
+        os.wait()
+        stop()
 
 
 async def _run_lifespan(receive: Receive, send: Send) -> None:

@@ -34,6 +34,9 @@ from aggregator.workers import WorkerPool
 
 log = logging.getLogger("aggregator.update")
 
+#: sources in progress per request slot: while some are parsed or cleaned, others are fetched
+PIPELINE_DEPTH = 2
+
 T = TypeVar("T")
 #: a cron source's next fire time at or after a moment (None: never again); None for an interval source
 CronOf = Callable[[SourceConfig], Callable[[datetime], datetime | None] | None]
@@ -108,15 +111,27 @@ class Updater:
         self.clock = clock
         self.cron_of = cron_of
         self._random = random.Random()
+        #: not-modified states of the running update_sources pass, saved together when it ends
+        self._unchanged_states: list[SourceState] | None = None
 
     async def update_sources(
         self,
         sources: Iterable[SourceConfig],
         on_outcome: Callable[[UpdateOutcome], None] | None = None,
+        states: Mapping[str, SourceState] | None = None,
     ) -> list[UpdateOutcome]:
-        """Poll `sources` concurrently, at most `settings.concurrency` at a time."""
-        states = self.storage.get_source_states()
-        bound = asyncio.Semaphore(self.config.settings.concurrency)
+        """Poll `sources` concurrently: `settings.concurrency` requests at a time (the fetcher's
+        limit), and up to PIPELINE_DEPTH times as many sources in progress, so a document being
+        parsed or cleaned in the pool does not hold back a request; memory stays bounded by the
+        documents in progress, never by the number of sources.
+
+        States are read in one statement (or given, as read by the caller); the sources that answered
+        304 have theirs written in one statement when the pass ends (a source with news saves its state
+        with its items).
+        """
+        if states is None:
+            states = self.storage.get_source_states()
+        bound = asyncio.Semaphore(PIPELINE_DEPTH * self.config.settings.concurrency)
 
         async def one(source: SourceConfig) -> UpdateOutcome:
             async with bound:
@@ -125,7 +140,12 @@ class Updater:
                 on_outcome(outcome)
             return outcome
 
-        return list(await asyncio.gather(*(one(source) for source in sources)))
+        self._unchanged_states = []
+        try:
+            return list(await asyncio.gather(*(one(source) for source in sources)))
+        finally:
+            unchanged, self._unchanged_states = self._unchanged_states, None
+            self.storage.save_source_states(unchanged)
 
     async def update_source(self, source: SourceConfig) -> UpdateOutcome:
         """Poll one source; never raises for a source failure (it is recorded and backed off)."""
@@ -142,7 +162,10 @@ class Updater:
             fetch_seconds = time.monotonic() - poll.started
             if isinstance(result, NotModified):
                 transition = schedule.after_response(poll.state, source.url, result, poll.now, self._timing(source))
-                self.storage.save_source_state(transition.state)
+                if self._unchanged_states is not None:
+                    self._unchanged_states.append(transition.state)
+                else:
+                    self.storage.save_source_state(transition.state)
                 return _report(poll, transition, fetch_seconds)
             return await self._store_fetched(poll, result, fetch_seconds)
         except SourceError as exc:

@@ -5,8 +5,8 @@ publish code into a temp output_dir, then measures with wrk on loopback, each ru
 --seconds: a 200 with `Accept-Encoding: gzip` (served from the precompressed .gz twin) and a
 304 (If-None-Match). When nginx is installed, the same files are served by nginx with
 `gzip_static on` (the production setup in docs/subscribing.md) and the ratio is printed.
-Both servers run one worker process, so the comparison is like for like on any core count.
-Usage: python bench/bench_serve.py [--seconds 5] [--connections 32]
+Both servers run one worker process (or --workers N each), so the comparison is like for like.
+Usage: python bench/bench_serve.py [--seconds 5] [--connections 32] [--workers 1]
 Needs: wrk (apt-get install wrk); optional nginx (apt-get install nginx-light).
 """
 
@@ -43,7 +43,7 @@ HTML_CHARS_PER_ITEM = 1050
 START_TIMEOUT_SECONDS = 15.0
 
 NGINX_CONF = """
-worker_processes 1;
+worker_processes {workers};
 daemon off;
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
@@ -182,10 +182,11 @@ def measure(port: int, seconds: int, connections: int) -> dict[str, float]:
     }
 
 
-def serve_ours(config_path: Path, port: int, seconds: int, connections: int) -> dict[str, float]:
+def serve_ours(config_path: Path, port: int, seconds: int, connections: int, workers: int) -> dict[str, float]:
     """`aggregator serve`, the production entry point (uvicorn)."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    command = [sys.executable, "-m", "aggregator", "serve", "--config", str(config_path), "--listen", f"127.0.0.1:{port}"]
+    command = [sys.executable, "-m", "aggregator", "serve", "--config", str(config_path), "--listen", f"127.0.0.1:{port}",
+               "--workers", str(workers)]
     process = subprocess.Popen(command, env=env)
     try:
         wait_until_listening(port, process)
@@ -199,11 +200,12 @@ def serve_ours(config_path: Path, port: int, seconds: int, connections: int) -> 
             process.wait(timeout=10)
 
 
-def serve_nginx(nginx: str, output_dir: Path, prefix: Path, seconds: int, connections: int) -> dict[str, float]:
+def serve_nginx(nginx: str, output_dir: Path, prefix: Path, seconds: int, connections: int,
+                workers: int) -> dict[str, float]:
     port = free_port()
     (prefix / "tmp").mkdir()
     conf = prefix / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(prefix=prefix, port=port, output_dir=output_dir))
+    conf.write_text(NGINX_CONF.format(prefix=prefix, port=port, output_dir=output_dir, workers=workers))
     process = subprocess.Popen([nginx, "-p", str(prefix), "-c", str(conf)], stderr=subprocess.PIPE)
     try:
         wait_until_listening(port, process)
@@ -221,6 +223,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=5, help="duration of each wrk run")
     parser.add_argument("--connections", type=int, default=32, help="concurrent keep-alive connections")
+    parser.add_argument("--workers", type=int, default=1, help="server processes on each side (serve --workers N)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("bench_serve: wrk is not installed (apt-get install wrk)", file=sys.stderr)
@@ -236,9 +239,10 @@ def main() -> int:
         print(f"feed {FEED_PATH}: {feed.stat().st_size / 1000:.0f} KB, gzip twin "
               f"{(root / 'feeds' / f'{CATEGORY}.atom.gz').stat().st_size / 1000:.0f} KB, {ITEMS} items")
         print(f"wrk -t1 -c{args.connections} -d{args.seconds}s on 127.0.0.1, {os.cpu_count()} cores, "
-              "one server process each")
-        ours = serve_ours(config_path, port, args.seconds, args.connections)
-        theirs = serve_nginx(nginx, root / "feeds", root, args.seconds, args.connections) if nginx else None
+              f"{args.workers} server process(es) each")
+        ours = serve_ours(config_path, port, args.seconds, args.connections, args.workers)
+        theirs = (serve_nginx(nginx, root / "feeds", root, args.seconds, args.connections, args.workers)
+                  if nginx else None)
 
     print(f"{'':20} {'aggregator':>12} {'nginx':>12} {'ratio':>7}")
     for label, rate in ours.items():

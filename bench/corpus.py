@@ -84,11 +84,15 @@ def render_rss(title: str, articles: list[Article], *, emnews_urls: set[str]) ->
     )
 
 
-def generate(sources: int, items_per_source: int, duplicate_share: float, seed: int = 20220124) -> dict[str, list[Article]]:
-    """source name → its articles; about `duplicate_share` of items are another source's article."""
+def generate(sources: int, items_per_source: int, duplicate_share: float, seed: int = 20220124,
+             first_serial: int = 0, prefix: str = "source") -> dict[str, list[Article]]:
+    """source name → its articles; about `duplicate_share` of items are another source's article.
+
+    Articles are numbered from `first_serial` + 1, so corpora with disjoint serials share no article.
+    """
     rng = random.Random(seed)
     base = datetime(2022, 1, 24, 8, 0, tzinfo=UTC)
-    serial = 0
+    serial = first_serial
     corpus: dict[str, list[Article]] = {}
     pool: list[Article] = []
     for index in range(sources):
@@ -101,5 +105,5 @@ def generate(sources: int, items_per_source: int, duplicate_share: float, seed: 
                 article = make_article(rng, serial, base)
                 articles.append(article)
                 pool.append(article)
-        corpus[f"source-{index:03d}"] = articles
+        corpus[f"{prefix}-{index:03d}"] = articles
     return corpus

@@ -158,11 +158,15 @@ def test_dead_sources_are_reported_while_the_others_publish(scenario: Scenario) 
 
 
 def test_second_poll_gets_not_modified_and_rewrites_no_file(scenario: Scenario) -> None:
-    assert scenario.run("poll", "--all").returncode == 0
+    first = scenario.run("poll", "--all", "-v")
+    assert first.returncode == 0
+    if (os.cpu_count() or 1) > 1:  # one core: `poll` parses inline, with no pool at all
+        assert "parse/clean pool of" in first.stderr
     mtimes = {p.name: p.stat().st_mtime_ns for p in scenario.output_dir.iterdir() if p.is_file()}
     hits_before = scenario.server.hits["/nantong.rss"]
-    second = scenario.run("poll", "--all")
+    second = scenario.run("poll", "--all", "-v")
     assert second.returncode == 0
+    assert "parse/clean pool of" not in second.stderr, "a pass of 304s started the worker pool"
     assert "not modified" in next(line for line in second.stdout.splitlines() if line.startswith("nantong"))
     conditional = [h for p, _, h, _ in scenario.server.requests if p == "/nantong.rss"][hits_before:]
     assert conditional and all(h.get("If-None-Match") == '"n1"' for h in conditional)
@@ -446,6 +450,40 @@ def test_serve_command_serves_the_published_feeds_on_the_listen_flag_until_termi
             server.terminate()
             _, stderr = server.communicate(timeout=20)
     assert server.returncode == 0, stderr
+
+
+def test_serve_workers_share_the_address_and_all_stop_on_terminate(tmp_path: Path) -> None:
+    config = tmp_path / "feeds.toml"
+    port = _closed_port()
+    config.write_text('[settings]\n\n[categories.a]\ntitle = "A"\n')
+    assert run_cli("build", "--config", str(config)).returncode == 0
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    command = [sys.executable, "-m", "aggregator", "serve", "--workers", "2", "--listen", f"127.0.0.1:{port}",
+               "--config", str(config)]
+    with subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as server:
+        try:
+            deadline = time.monotonic() + 20
+            statuses = []
+            while len(statuses) < 20:
+                try:  # a new connection each time, so the kernel spreads them over the workers
+                    statuses.append(httpx.get(f"http://127.0.0.1:{port}/feeds/a.atom", timeout=2).status_code)
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, "serve did not start listening within 20 s"
+                    time.sleep(0.1)
+            assert statuses == [200] * 20
+            children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+            assert len(children) == 2
+        finally:
+            server.terminate()
+            _, stderr = server.communicate(timeout=20)
+    assert server.returncode == 0, stderr
+    assert not any(Path(f"/proc/{child}").exists() for child in children)
+
+
+def test_serve_refuses_zero_workers() -> None:
+    result = run_cli("serve", "--workers", "0")
+    assert result.returncode == 2
+    assert "--workers: must be a whole number of at least 1" in result.stderr
 
 
 def test_a_poll_that_changes_nothing_delivers_the_websub_pings_a_hub_missed(tmp_path: Path) -> None:

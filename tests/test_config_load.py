@@ -93,6 +93,14 @@ def test_durations_read_with_their_unit(written: str, expected: timedelta) -> No
     assert config.interval_of(config.sources[0]) == expected
 
 
+def test_per_host_delay_may_be_zero_for_ones_own_server_but_intervals_may_not() -> None:
+    assert _parse('[settings]\nper_host_delay = "0s"\n').settings.per_host_delay == timedelta(0)
+    with pytest.raises(ConfigError, match="interval: must be a positive duration"):
+        _parse('[settings]\ninterval = "0s"\n')
+    with pytest.raises(ConfigError, match="per_host_delay: must be a duration of zero or more"):
+        _parse("[settings]\nper_host_delay = -1\n")
+
+
 def test_source_without_interval_uses_the_settings_interval() -> None:
     config = _parse('[settings]\ninterval = "20m"\n[[sources]]\nname = "s"\nurl = "https://example.com/"\n'
                     'categories = "auto"\n')

@@ -9,6 +9,7 @@ import logging
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import feedparser
 import pytest
@@ -169,6 +170,45 @@ def test_sealed_archive_pages_never_change_while_the_archive_grows(tmp_path: Pat
     page4 = feedparser.parse((archive / "4.atom").read_bytes())
     assert {link.rel: link.href for link in page4.feed.links}["next-archive"].endswith("/archive/nantongribao/5.atom")
     assert len(walk_archive(config, "nantongribao")) == 33
+
+
+def test_a_pass_renders_only_the_head_and_the_archive_pages_its_items_fall_in(
+    tmp_path: Path, storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import aggregator.publish as publish
+
+    config = make_config(tmp_path)
+    store(storage, [make_item(n) for n in range(23)])
+    publish_categories(storage, config)  # 5 per page: head 18-22, pages 1-3 sealed, page 4 open (15-17)
+    rendered: list[str] = []
+    real_render = publish.render_atom
+
+    def counting_render(document: Any, items: Any, config: Config) -> bytes:
+        rendered.append(document.self_url.removeprefix(f"{BASE_URL}feeds/"))
+        return real_render(document, items, config)
+
+    monkeypatch.setattr(publish, "render_atom", counting_render)
+    before = snapshot(tmp_path / "feeds")
+
+    store(storage, [make_item(n) for n in range(23, 25)])  # 2 new items: 2 old ones move onto page 4
+    assert publish_categories(storage, config, ["nantongribao"]) == ["nantongribao"]
+    assert sorted(rendered) == ["all.atom", "archive/all/4.atom", "archive/nantongribao/4.atom",
+                                "nantongribao.atom"]
+    after = snapshot(tmp_path / "feeds")
+    rewritten = {name for name in after if before.get(name) != after[name]}
+    pages = {name for name in rewritten if name.startswith(("a/", "c/", "."))}  # the website (issue 15)
+    assert {name for name in pages if name.startswith("a/")} == {
+        f"a/{make_item(n).article_id}.html{gz}" for n in (23, 24) for gz in ("", ".gz")}
+    assert rewritten - pages == {"nantongribao.atom", "nantongribao.atom.gz", "nantongribao.json", "nantongribao.json.gz",
+                         "archive/nantongribao/4.atom", "archive/nantongribao/4.atom.gz", "all.atom", "all.atom.gz",
+                         "all.json", "all.json.gz", "archive/all/4.atom", "archive/all/4.atom.gz", "index.html",
+                         "index.html.gz"}
+
+    rendered.clear()
+    store(storage, [make_item(n) for n in range(25, 27)])  # page 4 is full: page 5 opens, page 4 gets its link
+    publish_categories(storage, config, ["nantongribao"])
+    assert sorted(rendered) == ["all.atom", "archive/all/4.atom", "archive/all/5.atom", "archive/nantongribao/4.atom",
+                                "archive/nantongribao/5.atom", "nantongribao.atom"]
 
 
 def test_a_new_page_size_re_renders_the_archive_and_removes_pages_past_the_end(

@@ -54,29 +54,43 @@ def absolute_url(url: str, base: str | None) -> str | None:
     garbage (control characters, a web URL without a host, a malformed port or IPv6 literal).
     Without a usable base a relative URL is returned as it is.
     """
-    cleaned = url.strip(_C0_AND_SPACE).translate(_REMOVE_TAB_NEWLINE)
-    if not cleaned or _CONTROL_RE.search(cleaned):
-        return None
-    cleaned = cleaned.replace(" ", "%20")
-    match = _SCHEME_RE.match(cleaned)
-    if match is not None:
-        scheme = match.group(1).lower()
-        if scheme not in SAFE_URL_SCHEMES:
-            return None
-        if scheme == "mailto":
-            return "mailto" + cleaned[len(scheme):]
-        cleaned = scheme + cleaned[len(scheme):]
-        if cleaned.startswith(f"{scheme}://"):
-            return cleaned if _has_valid_host(cleaned) else None
-        # "http:path" is relative to a base of the same scheme (RFC 3986 §5.4.2, browsers agree)
+    cleaned, settled = _vet_url(url)
+    if settled:
+        return cleaned
+    assert cleaned is not None
     usable_base = _usable_base(base) if base else None
     if usable_base is None:
-        return None if match is not None else cleaned
+        return None if _SCHEME_RE.match(cleaned) is not None else cleaned
     try:
         joined = urljoin(usable_base, cleaned)
     except ValueError:
         return None
     return joined if _is_web_url(joined) else None
+
+
+@lru_cache(maxsize=8192)
+def _vet_url(url: str) -> tuple[str | None, bool]:
+    """What absolute_url can say without the base: (result, True), or (cleaned relative URL, False).
+
+    Cached: articles repeat the same absolute links and images (quote pages, K-line charts) and
+    the answer for those does not depend on the item's URL.
+    """
+    cleaned = url.strip(_C0_AND_SPACE).translate(_REMOVE_TAB_NEWLINE)
+    if not cleaned or _CONTROL_RE.search(cleaned):
+        return None, True
+    cleaned = cleaned.replace(" ", "%20")
+    match = _SCHEME_RE.match(cleaned)
+    if match is not None:
+        scheme = match.group(1).lower()
+        if scheme not in SAFE_URL_SCHEMES:
+            return None, True
+        if scheme == "mailto":
+            return "mailto" + cleaned[len(scheme):], True
+        cleaned = scheme + cleaned[len(scheme):]
+        if cleaned.startswith(f"{scheme}://"):
+            return (cleaned if _has_valid_host(cleaned) else None), True
+        # "http:path" is relative to a base of the same scheme (RFC 3986 §5.4.2, browsers agree)
+    return cleaned, False
 
 
 def strip_tracking_params(url: str) -> str:

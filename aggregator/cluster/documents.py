@@ -21,7 +21,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.dialects.postgresql import insert
 
 from aggregator.config.load import Config
-from aggregator.serve import ASGIApp, FeedApp, _Version
+from aggregator.prepared import FileVersion
+from aggregator.serve import ASGIApp, FeedApp
 from aggregator.storage.schema import published_documents
 from aggregator.storage.errors import wrap_storage_errors
 
@@ -85,16 +86,15 @@ class StoreFeedApp(FeedApp):
         self._engine = engine
         self._prefix = str(self._output_dir) + os.sep
 
-    def _read(self, path: str) -> _Version | None:
+    def _read(self, path: str) -> FileVersion | None:
         relative = path.removeprefix(self._prefix).replace(os.sep, "/")
         with self._engine.connect() as connection:
             row = connection.execute(select(published_documents.c.version, published_documents.c.updated_at)
                                      .where(published_documents.c.path == relative)).first()
             if row is None:
                 return None
-            cached = self._cache.get(path)
+            cached = self._files.cached(path)
             if cached is not None and cached.key == (row[0], _ns(row[1]), 0):
-                self._cache.move_to_end(path)
                 return cached
             found = connection.execute(select(published_documents.c.body, published_documents.c.etag,
                                               published_documents.c.version, published_documents.c.updated_at)
@@ -102,10 +102,10 @@ class StoreFeedApp(FeedApp):
         if found is None:
             return None
         body, etag, version, mtime_ns = bytes(found[0]), found[1], found[2], _ns(found[3])
-        loaded = _Version(key=(version, mtime_ns, 0), body=body, etag=etag.encode("ascii"), mtime_ns=mtime_ns,
+        loaded = FileVersion(key=(version, mtime_ns, 0), body=body, etag=etag.encode("ascii"), mtime_ns=mtime_ns,
                           last_modified=formatdate(mtime_ns / 1e9, usegmt=True).encode(),
                           content_length=str(len(body)).encode())
-        self._remember(path, loaded)
+        self._files.remember(path, loaded)
         return loaded
 
 

@@ -56,6 +56,14 @@ _TOML_POSITION_RE = re.compile(r"^(.*) \(at (?:line (\d+), column (\d+)|end of d
 
 def parse_duration(value: object) -> timedelta:
     """"90s", "15m", "2h", "1d", "500ms" (or a plain number of seconds) → timedelta."""
+    found = parse_delay(value)
+    if found <= timedelta(0):
+        raise ValueError(f"must be a positive duration, not {value!r}")
+    return found
+
+
+def parse_delay(value: object) -> timedelta:
+    """A duration that may be zero ("0s": no pause at all, e.g. between requests to one's own server)."""
     if isinstance(value, timedelta):
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -64,8 +72,8 @@ def parse_duration(value: object) -> timedelta:
         seconds = float(match.group(1)) * DURATION_UNITS_SECONDS[match.group(2)]
     else:
         raise ValueError(f"must be a duration such as \"90s\", \"15m\" or \"2h\", not {value!r}")
-    if seconds <= 0:
-        raise ValueError(f"must be a positive duration, not {value!r}")
+    if seconds < 0:
+        raise ValueError(f"must be a duration of zero or more, not {value!r}")
     return timedelta(seconds=seconds)
 
 
@@ -88,6 +96,7 @@ def _check_categories(value: object) -> object:
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Delay = Annotated[timedelta, BeforeValidator(parse_delay)]
 HttpUrl = Annotated[str, AfterValidator(check_http_url)]
 UrlTemplate = Annotated[str, AfterValidator(check_url_template)]
 TimezoneName = Annotated[str, AfterValidator(check_timezone)]
@@ -162,7 +171,7 @@ class Settings(_Strict):
     concurrency: StrictInt = Field(default=8, ge=1, le=256)
     #: connections per host at once, and the minimum gap between two requests to one host
     per_host_concurrency: StrictInt = Field(default=1, ge=1, le=32)
-    per_host_delay: Duration | None = timedelta(seconds=1)
+    per_host_delay: Delay | None = timedelta(seconds=1)
     allow_private_networks: StrictBool = False
     #: default timezone for naive source times
     timezone: TimezoneName = "Asia/Shanghai"

@@ -59,6 +59,10 @@ class Storage(Protocol):
 
     def save_source_state(self, state: SourceState) -> None: ...
 
+    def save_source_states(self, states: Sequence[SourceState]) -> None:
+        """Several sources' states in one transaction and one statement (a pass of 304s)."""
+        ...
+
     def get_stored_items(self, article_ids: Collection[str]) -> dict[str, StoredItem]: ...
 
     def apply_update(
@@ -229,6 +233,12 @@ class SqlStorage:
             self._write(serialize=False) as connection,
         ):
             sources.write_source_state(connection, state)
+
+    def save_source_states(self, states: Sequence[SourceState]) -> None:
+        if not states:
+            return
+        with wrap_storage_errors(f"could not save the state of {len(states)} sources"), self._write() as connection:
+            sources.write_source_states(connection, states)
 
     def get_stored_items(self, article_ids: Collection[str]) -> dict[str, StoredItem]:
         with wrap_storage_errors("could not read stored items"), self._read() as connection:

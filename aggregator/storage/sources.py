@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,10 +40,20 @@ def select_source_state(connection: Connection, name: str) -> SourceState | None
 
 def write_source_state(connection: Connection, state: SourceState) -> None:
     """Insert or replace every field of the source's state."""
+    write_source_states(connection, [state])
+
+
+def write_source_states(connection: Connection, states: Sequence[SourceState]) -> None:
+    """Insert or replace every field of each state: one statement, executed for all rows at once."""
+    if states:
+        connection.execute(upsert(connection, sources, ["name"], _STATE_COLUMNS), [_state_row(s) for s in states])
+
+
+def _state_row(state: SourceState) -> dict[str, Any]:
     values = {name: getattr(state, name) for name in _STATE_COLUMNS}
     values["last_error"] = None if state.last_error is None else _error_to_json(state.last_error)
     values["skipped_items"] = dict(state.skipped_items) or None
-    connection.execute(upsert(connection, sources, ["name"], _STATE_COLUMNS), {"name": state.name, **values})
+    return {"name": state.name, **values}
 
 
 def _state_from_row(row: Any) -> SourceState:
