@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import logging
 import multiprocessing
 import os
 import signal
@@ -32,6 +33,8 @@ from typing import Any, Self, TypeVar
 from aggregator.errors import WorkerError
 
 T = TypeVar("T")
+
+log = logging.getLogger("aggregator.workers")
 
 #: how long close() waits for a worker to exit after its pipe closed, before killing it
 CLOSE_WAIT_SECONDS = 2.0
@@ -146,6 +149,8 @@ class WorkerPool:
         return result
 
     def _start(self) -> _Worker:
+        if not self._alive and not self.replaced:
+            log.info("workers: parse/clean pool of %d workers started", self._size)
         worker = _Worker.start(self._context, self._preload)
         self._alive.add(worker)
         return worker

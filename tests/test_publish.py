@@ -183,9 +183,9 @@ def test_a_pass_renders_only_the_head_and_the_archive_pages_its_items_fall_in(
     rendered: list[str] = []
     real_render = publish.render_atom
 
-    def counting_render(document: Any, items: Any, config: Config) -> bytes:
+    def counting_render(document: Any, items: Any, config: Config, *args: Any) -> bytes:
         rendered.append(document.self_url.removeprefix(f"{BASE_URL}feeds/"))
-        return real_render(document, items, config)
+        return real_render(document, items, config, *args)
 
     monkeypatch.setattr(publish, "render_atom", counting_render)
     before = snapshot(tmp_path / "feeds")
