@@ -661,7 +661,10 @@ def test_six_sources_on_one_host_are_fetched_one_at_a_time_and_spaced(server: Fi
     assert server.max_concurrent_by_host[f"127.0.0.1:{server.port}"] == 1
     starts = sorted(start for _p, _h, _headers, start in server.requests)
     assert len(starts) == 6
-    assert min(b - a for a, b in itertools.pairwise(starts)) >= 0.1 - 0.01
+    # stamped by the server when it gets to a request, which on a loaded machine lags the client's send by a
+    # varying amount: no two requests arrive together, and the whole run spans the five gaps
+    assert min(b - a for a, b in itertools.pairwise(starts)) >= 0.05
+    assert starts[-1] - starts[0] >= 5 * 0.1 - 0.03
 
 
 def two_host_starts(server: FixtureServer, settings: Settings) -> list[float]:
