@@ -6,6 +6,7 @@ so the documentation cannot drift from what publish writes. Skipped where nginx 
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import http.client
 import os
@@ -97,13 +98,19 @@ def nginx_port(tmp_path: Path) -> Iterator[int]:
         storage.close()
     (tmp_path / "feeds" / ".websub-pending.json").write_text("[]")
 
-    prefix = tmp_path / "nginx"
+    with running_nginx(binary, tmp_path / "feeds", tmp_path / "nginx") as port:
+        yield port
+
+
+@contextlib.contextmanager
+def running_nginx(binary: str, output_dir: Path, prefix: Path) -> Iterator[int]:
+    """nginx with the documented server block over `output_dir`, listening on a free loopback port."""
     prefix.mkdir()
     port = free_port()
     # a root master hands requests to an unprivileged worker, which could not enter pytest's 0700 tmp_path
     user = "user root;" if os.geteuid() == 0 else ""
     conf = prefix / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(user=user, prefix=prefix, documented=documented_config(tmp_path / "feeds", port)))
+    conf.write_text(NGINX_CONF.format(user=user, prefix=prefix, documented=documented_config(output_dir, port)))
     process = subprocess.Popen([binary, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log")],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

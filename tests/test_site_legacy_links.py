@@ -3,11 +3,7 @@ that answers 200, in `aggregator serve` and in nginx with the map publish genera
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -18,7 +14,7 @@ from aggregator.config.load import Config
 from aggregator.publish.pages.legacy import parse_legacy_permalink
 from aggregator.serve import create_app
 from tests.site_data import build_legacy_site, open_site_storage, site_config
-from tests.test_publish_nginx import NGINX_CONF, START_SECONDS, documented_config, free_port, get, nginx
+from tests.test_publish_nginx import get, nginx, running_nginx
 from tests.test_serve import RunningServer
 
 _FILE = re.compile(r"(?P<folder>_posts|old_post)__(?:(?P<date>\d{4}-\d{2}-\d{2})-)?-?(?P<slug>[^/]+)\.md")
@@ -103,24 +99,7 @@ def test_every_legacy_post_url_moves_permanently_to_a_page_in_nginx_with_the_gen
     config, _, urls = legacy_site
     output_dir = config.path.parent / "site"
     assert "map $uri $aggregator_legacy" in (output_dir / ".nginx-legacy-map.conf").read_text()
-    prefix = tmp_path / "nginx"
-    prefix.mkdir()
-    port = free_port()
-    user = "user root;" if os.geteuid() == 0 else ""
-    conf = prefix / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(user=user, prefix=prefix, documented=documented_config(output_dir, port)))
-    process = subprocess.Popen([binary, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log")],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + START_SECONDS
-        while True:
-            assert process.poll() is None, (prefix / "error.log").read_text(errors="replace")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "nginx did not start listening"
-                time.sleep(0.02)
+    with running_nginx(binary, output_dir, tmp_path / "nginx") as port:
         answers = {}
         for url in [*urls, "/feed.xml", "/category/nantongribao.html", "/nantongribao/"]:
             status, headers, _ = get(port, url)
@@ -129,6 +108,3 @@ def test_every_legacy_post_url_moves_permanently_to_a_page_in_nginx_with_the_gen
         assert answers == dict.fromkeys([*urls, "/feed.xml", "/category/nantongribao.html", "/nantongribao/"], (301, 200))
         assert urlsplit(get(port, "/nantongribao/2022/01/24/NW202201242257831752.html")[1]["location"]).path == \
             "/a/NW202201242257831752.html"
-    finally:
-        process.terminate()
-        process.wait(timeout=START_SECONDS)
