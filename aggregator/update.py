@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from aggregator import items, schedule
 from aggregator.config.load import Config, SourceConfig
-from aggregator.errors import SourceError
+from aggregator.errors import SourceError, StorageError
 from aggregator.fetch.client import Fetcher
 from aggregator.isolation import log_skipped
 from aggregator.models import (
@@ -170,6 +170,8 @@ class Updater:
             return await self._store_fetched(poll, result, fetch_seconds)
         except SourceError as exc:
             return self._record_failure(poll, exc, exc.stage, fetch_seconds)
+        except StorageError:
+            raise  # the store itself failed (connection lost, disk full): no source is to blame, the pass stops
         except Exception as exc:  # a bug on one odd document must not stop the batch; logged with traceback
             log.exception("update: source=%s unexpected error", source.name)
             return self._record_failure(poll, exc, "update", fetch_seconds)

@@ -237,7 +237,10 @@ def _serve(connection: Connection, parent_pid: int, preload: tuple[str, ...]) ->
     threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
     for module in preload:
         importlib.import_module(module)
-    connection.send(("ready", None))
+    try:
+        connection.send(("ready", None))
+    except OSError:  # BrokenPipeError: the pool closed while this worker was starting
+        return
     while True:
         try:
             function, args = connection.recv()
@@ -249,6 +252,8 @@ def _serve(connection: Connection, parent_pid: int, preload: tuple[str, ...]) ->
             reply = ("error", e)
         try:
             connection.send(reply)
+        except OSError:
+            return  # the parent closed the pipe (or died) while this call ran
         except Exception as e:  # the result or the error does not pickle: report that instead
             connection.send(("error", RuntimeError(f"workers: cannot send back {type(reply[1]).__name__}: {e}")))
 
