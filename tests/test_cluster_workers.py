@@ -29,6 +29,8 @@ SOURCES = 500
 HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5")
 PER_HOST_CONCURRENCY = 2
 LEASE_SECONDS = 2.0
+#: how late the server may stamp a request already sent when its worker was killed
+IN_FLIGHT_STAMP_SECONDS = 0.25
 SLOW_SECONDS = 1.0
 RUN_SECONDS = 45.0
 
@@ -137,7 +139,8 @@ def test_three_workers_share_the_sources_politely_and_take_over_a_killed_ones(
     # what the victim held when it died was polled again by the survivors, after its lease ran out
     for name in held:
         path = f"/feeds/{name}.xml"
-        again = [start for start, _ in spans_by_path[path] if start > killed_at]
+        # a request the victim sent just before SIGKILL can be stamped by the server a moment after it: not a retake
+        again = [start for start, _ in spans_by_path[path] if start > killed_at + IN_FLIGHT_STAMP_SECONDS]
         assert again, f"{name} held by the killed worker was never polled again"
         assert min(again) >= killed_at + LEASE_SECONDS / 3, f"{name} was taken before its lease could run out"
     assert all(holder is None for holder in retaken.values())
