@@ -158,8 +158,10 @@ def test_category_pages_list_newest_first_and_link_their_older_pages(tmp_path: P
 def test_the_same_story_hook_lists_the_other_papers(tmp_path: Path, storage: Storage) -> None:
     config = make_config(tmp_path)
     store(storage, [make_item(1), make_item(2, "yangzhou")])
-    publish_categories(storage, config, related=lambda item: [RelatedLink("NW202201240000000002", "扬州的报道", "扬州日报")]
-                       if item.article_id == "NW202201240000000001" else [])
+    publish_categories(storage, config, related=lambda items: {
+        item.article_id: [RelatedLink("NW202201240000000002", "扬州的报道", "扬州日报")]
+        for item in items if item.article_id == "NW202201240000000001"
+    })
     doc = page(tmp_path / "site" / "a" / "NW202201240000000001.html")
     assert doc.xpath('//section[@class="related"]//a/@href') == ["../a/NW202201240000000002.html"]
     assert doc.xpath('//section[@class="related"]//a/text()') == ["扬州的报道"]

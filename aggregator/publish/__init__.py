@@ -14,7 +14,7 @@ import dataclasses
 import functools
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -295,10 +295,15 @@ def _writing(path: Path, name: str) -> Iterator[None]:
         raise PublishError(name, f"publish: cannot write {path}") from e
 
 
-def _story_page_links(storage: Storage, config: Config, item: Item) -> list[RelatedLink]:
-    """The other papers' articles on `item`'s story, for its article page ("其他报纸的报道")."""
-    return [
-        RelatedLink(article_id=member.article_id, title=member.title, medium=paper_name(member, config))
-        for member in storage.story_members(item.article_id)
-        if member.article_id != item.article_id
-    ]
+def _story_page_links(storage: Storage, config: Config, items: Sequence[Item]) -> dict[str, list[RelatedLink]]:
+    """The other papers' articles on each item's story, for its article page ("其他报纸的报道"); one
+    batch of statements for a chunk of pages, not a few per page."""
+    views = storage.stories_of([item.article_id for item in items], members_shown=None)
+    return {
+        article_id: [
+            RelatedLink(article_id=member.article_id, title=member.title, medium=paper_name(member, config))
+            for member in view.members
+            if member.article_id != article_id
+        ]
+        for article_id, view in views.items()
+    }

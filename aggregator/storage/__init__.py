@@ -124,8 +124,9 @@ class Storage(Protocol):
         """Every member of the item's story, representative first; [] for an item never signed."""
         ...
 
-    def stories_of(self, article_ids: Collection[str]) -> dict[str, StoryView]:
-        """The stories of two or more members the given items belong to, by article_id."""
+    def stories_of(self, article_ids: Collection[str], *, members_shown: int | None = 20) -> dict[str, StoryView]:
+        """The stories of two or more members the given items belong to, by article_id, each with its
+        first `members_shown` members (None: all)."""
         ...
 
     def earlier_members_in(self, article_ids: Collection[str], category: str) -> set[str]:
@@ -350,9 +351,9 @@ class SqlStorage:
             story_id = similar.select_story_id(connection, article_id)
             return [] if story_id is None else similar.select_story_members(connection, story_id)
 
-    def stories_of(self, article_ids: Collection[str]) -> dict[str, StoryView]:
+    def stories_of(self, article_ids: Collection[str], *, members_shown: int | None = 20) -> dict[str, StoryView]:
         with wrap_storage_errors("could not read stories"), self._read() as connection:
-            return similar.select_stories_of(connection, article_ids)
+            return similar.select_stories_of(connection, article_ids, members_shown)
 
     def earlier_members_in(self, article_ids: Collection[str], category: str) -> set[str]:
         with wrap_storage_errors("could not read stories"), self._read() as connection:

@@ -313,8 +313,18 @@ def _signed_ids(connection: Connection, article_ids: Collection[str]) -> set[str
     return found
 
 
-def select_story_members(connection: Connection, story_id: str, limit: int | None = None) -> list[StoryMember]:
+def select_story_members(connection: Connection, story_id: str) -> list[StoryMember]:
     """A story's members in joining order (the representative first)."""
+    return select_members_of_stories(connection, [story_id]).get(story_id, [])
+
+
+def select_members_of_stories(
+    connection: Connection, story_ids: Collection[str], limit: int | None = None
+) -> dict[str, list[StoryMember]]:
+    """Each story's first `limit` members (None: all) in joining order: a few statements per
+    _CHUNK_SIZE stories, not per story (a feed page shows hundreds of stories)."""
+    members: dict[str, list[StoryMember]] = {}
+    ordered = sorted(set(story_ids))
     query = (
         select(
             item_signatures.c.article_id, item_signatures.c.story_id, item_signatures.c.member_index,
@@ -322,20 +332,25 @@ def select_story_members(connection: Connection, story_id: str, limit: int | Non
             item_signatures.c.similarity,
         )
         .join(items, items.c.article_id == item_signatures.c.article_id)
-        .where(item_signatures.c.story_id == story_id)
-        .order_by(item_signatures.c.member_index)
+        .where(item_signatures.c.story_id.in_(bindparam("ids", expanding=True)))
+        .order_by(item_signatures.c.story_id, item_signatures.c.member_index)
     )
-    if limit is not None:
-        query = query.limit(limit)
-    rows = list(connection.execute(query))
-    ids = [row[0] for row in rows]
-    categories = _grouped(connection, item_categories.c.category, ids)
-    sources = _grouped(connection, item_sources.c.source, ids)
-    return [
-        StoryMember(article_id, story, index, title, url, frozenset(categories.get(article_id, ())),
-                    frozenset(sources.get(article_id, ())), seen_at, matched_id, similarity)
-        for article_id, story, index, title, url, seen_at, matched_id, similarity in rows
-    ]
+    for begin in range(0, len(ordered), _CHUNK_SIZE):
+        rows = list(connection.execute(query, {"ids": ordered[begin : begin + _CHUNK_SIZE]}))
+        taken: Counter[str] = Counter()
+        kept = []
+        for row in rows:  # ordered by story, then joining order: a story's first `limit` rows
+            taken[row[1]] += 1
+            if limit is None or taken[row[1]] <= limit:
+                kept.append(row)
+        ids = [row[0] for row in kept]
+        categories = _grouped(connection, item_categories.c.category, ids)
+        sources = _grouped(connection, item_sources.c.source, ids)
+        for article_id, story, index, title, url, seen_at, matched_id, similarity in kept:
+            members.setdefault(story, []).append(StoryMember(
+                article_id, story, index, title, url, frozenset(categories.get(article_id, ())),
+                frozenset(sources.get(article_id, ())), seen_at, matched_id, similarity))
+    return members
 
 
 def select_story_id(connection: Connection, article_id: str) -> str | None:
@@ -344,8 +359,11 @@ def select_story_id(connection: Connection, article_id: str) -> str | None:
     return found
 
 
-def select_stories_of(connection: Connection, article_ids: Collection[str]) -> dict[str, StoryView]:
-    """The stories of more than one member that the given items belong to, by article_id."""
+def select_stories_of(
+    connection: Connection, article_ids: Collection[str], members_shown: int | None = MEMBERS_SHOWN
+) -> dict[str, StoryView]:
+    """The stories of more than one member that the given items belong to, by article_id, each with
+    its first `members_shown` members (None: all)."""
     story_of: dict[str, str] = {}
     ordered = sorted(set(article_ids))
     for begin in range(0, len(ordered), _CHUNK_SIZE):
@@ -355,13 +373,14 @@ def select_stories_of(connection: Connection, article_ids: Collection[str]) -> d
             .where(item_signatures.c.article_id.in_(ordered[begin : begin + _CHUNK_SIZE]), stories.c.member_count > 1)
         )
         story_of.update((article_id, story_id) for article_id, story_id in connection.execute(query))
+    story_ids = sorted(set(story_of.values()))
+    members = select_members_of_stories(connection, story_ids, members_shown)
     views: dict[str, StoryView] = {}
-    for story_id in sorted(set(story_of.values())):
-        count, updated = connection.execute(
-            select(stories.c.member_count, stories.c.updated).where(stories.c.story_id == story_id)
-        ).one()
-        members = tuple(select_story_members(connection, story_id, MEMBERS_SHOWN))
-        views[story_id] = StoryView(story_id, count, updated, members)
+    for begin in range(0, len(story_ids), _CHUNK_SIZE):
+        counts = select(stories.c.story_id, stories.c.member_count, stories.c.updated).where(
+            stories.c.story_id.in_(story_ids[begin : begin + _CHUNK_SIZE]))
+        for story_id, count, updated in connection.execute(counts):
+            views[story_id] = StoryView(story_id, count, updated, tuple(members.get(story_id, ())))
     return {article_id: views[story_id] for article_id, story_id in story_of.items()}
 
 
