@@ -58,7 +58,10 @@ class StorePlan:
         return sum(change.action == action for change in self.writes)
 
     def changed_categories(self) -> frozenset[str]:
-        return frozenset(category for change in self.writes for category in change.item.categories)
+        """The categories whose feeds show a change (a refreshed raw hash shows nowhere)."""
+        return frozenset(
+            category for change in self.writes if change.is_published for category in change.item.categories
+        )
 
     def without(self, refused: Sequence[ItemChange], skipped_articles: int) -> StorePlan:
         """The plan as stored: without the changes the store refused, nor the articles skipped on the way."""

@@ -181,7 +181,7 @@ class StoredItem:
     first_seen: datetime | None = None
 
 
-ChangeAction = Literal["insert", "update", "link", "unchanged"]
+ChangeAction = Literal["insert", "update", "link", "refresh", "unchanged"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,13 +189,20 @@ class ItemChange:
     """Dedupe's decision for one candidate.
 
     insert: a new article. update: content changed, `updated` moves. link: same content,
-    but a new source/category/raw hash to remember. unchanged: nothing to write.
+    but a new source or category to remember. refresh: same content from a known source that sent
+    something else (white space in a title, a new tag): only its raw hash is remembered, so it is
+    not cleaned again, and no feed changes. unchanged: nothing to write.
     """
 
     action: ChangeAction
     item: Item
     source_name: str
     raw_hash: str
+
+    @property
+    def is_published(self) -> bool:
+        """Whether subscribers see this change: its categories' feeds are published again."""
+        return self.action in ("insert", "update", "link")
 
 
 #: why an item was skipped: the step from RawItem to stored row that failed for it
