@@ -99,11 +99,12 @@ FetchResult = Fetched | NotModified
 
 @dataclass(frozen=True, slots=True)
 class RawItem:
-    """One item as the source said it: no cleaning, no id decisions (items.build_item cleans).
+    """One item as the source said it: no cleaning, no id decisions (items.build_item cleans, once).
 
-    One exception, kept for the stored ids: a feed's title and author are read as the plain text their
-    RSS/Atom text construct stands for (parse/feed.py), and the article_id of an item with neither
-    GUID nor link hashes that title (identity.py, step 6).
+    Values are as the document holds them once read: entities decoded by the XML parser, JSON strings
+    and ids stripped, an HTML element's text with its white space collapsed; markup in a title or
+    author is left in. The article_id of a feed item with neither GUID nor link hashes its title as
+    clean_text makes it (identity.py, step 6), so that id did not move when parsers stopped cleaning.
     """
 
     guid: str | None = None
