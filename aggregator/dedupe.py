@@ -91,7 +91,8 @@ def plan_changes(
                 first_seen=existing.first_seen,
             )
         elif _tells_something_new(candidate, existing):
-            action = "link"
+            # a known source's new raw hash is only remembered (refresh): nothing a subscriber sees moved
+            action = "link" if _is_new_to(candidate, existing) else "refresh"
             planned = dataclasses.replace(
                 item,
                 updated=existing.updated or item.updated,
@@ -109,10 +110,12 @@ def plan_changes(
 
 def _tells_something_new(candidate: Candidate, stored: StoredItem) -> bool:
     """This source sent something else than last time, or files the item under a category it lacks."""
-    return (
-        stored.raw_hashes.get(candidate.source_name) != candidate.raw_hash
-        or not candidate.categories <= stored.categories
-    )
+    return stored.raw_hashes.get(candidate.source_name) != candidate.raw_hash or _is_new_to(candidate, stored)
+
+
+def _is_new_to(candidate: Candidate, stored: StoredItem) -> bool:
+    """The item reaches us through a source it lacks, or files under a category it lacks: feeds show both."""
+    return candidate.source_name not in stored.raw_hashes or not candidate.categories <= stored.categories
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -13,7 +13,10 @@ first match wins:
    source, so it is namespaced `guid:<source>:<guid>`. A bare 18-digit GUID stays namespaced: other
    CMSes number items with 18-digit ids too (snowflake ids), and two sources' items must not merge;
 5. the canonical link (tracking parameters and fragment removed) as `url:<link>`;
-6. a hash of title and body, namespaced by source, as `hash:<source>:<hex>`.
+6. a hash of title and body, namespaced by source, as `hash:<source>:<hex>`. A feed's title (RSS, Atom,
+   JSON Feed) is hashed as the plain text it stands for (clean.clean_text): its parser read it so when
+   these ids were first given, and white space or markup the feed adds later does not make a new
+   article. A JSON API or HTML list title is hashed as parsed (stripped; an element's text).
 
 Eastmoney ids are normalised so `NW<18 digits>` and `<18 digits>` name one article: `NW<18 digits>`.
 """
@@ -24,6 +27,7 @@ import hashlib
 import re
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
+from aggregator.clean.text import clean_text
 from aggregator.clean.urls import is_http_url, strip_tracking_params
 from aggregator.errors import ItemError
 from aggregator.models import RawItem
@@ -38,16 +42,17 @@ _EASTMONEY_GUID = re.compile(r"^NW(\d{18})$", re.IGNORECASE)
 _EASTMONEY_PATH = re.compile(r"/(?:a/|news/\d+,)(\d{18})\.html?$", re.IGNORECASE)
 
 
-def article_id(raw: RawItem, source_name: str) -> str:
-    """The stable article id of `raw` (see the module docstring for the chain)."""
-    found = _article_id(raw, source_name)
+def article_id(raw: RawItem, source_name: str, *, from_feed: bool = False) -> str:
+    """The stable article id of `raw` (see the module docstring for the chain); `from_feed` for the
+    items of a `kind = "feed"` source."""
+    found = _article_id(raw, source_name, from_feed)
     if any(char < " " or char == "\x7f" for char in found):
         # a store cannot hold a NUL in a key (PostgreSQL refuses it), nor can a feed's XML
         raise ItemError(source_name, raw.guid, f"identity: the item's id has control characters: {found!r}")
     return found
 
 
-def _article_id(raw: RawItem, source_name: str) -> str:
+def _article_id(raw: RawItem, source_name: str, from_feed: bool) -> str:
     if raw.explicit_id and (code := normalise_info_code(raw.explicit_id)):
         return code
     for candidate in (raw.url, raw.guid):
@@ -62,8 +67,9 @@ def _article_id(raw: RawItem, source_name: str) -> str:
         return f"guid:{source_name}:{guid}"
     if raw.url and is_http_url(raw.url):
         return "url:" + canonical_url(raw.url)
-    if raw.title.strip() or raw.html.strip():
-        digest = hashlib.sha256(f"{raw.title}\x00{raw.html}".encode()).hexdigest()[:24]
+    title = clean_text(raw.title) if from_feed else raw.title
+    if title.strip() or raw.html.strip():
+        digest = hashlib.sha256(f"{title}\x00{raw.html}".encode()).hexdigest()[:24]
         return f"hash:{source_name}:{digest}"
     raise ItemError(source_name, raw.guid, "identity: item has no id, GUID, link, title or body")
 

@@ -58,7 +58,10 @@ class StorePlan:
         return sum(change.action == action for change in self.writes)
 
     def changed_categories(self) -> frozenset[str]:
-        return frozenset(category for change in self.writes for category in change.item.categories)
+        """The categories whose feeds show a change (a refreshed raw hash shows nowhere)."""
+        return frozenset(
+            category for change in self.writes if change.is_published for category in change.item.categories
+        )
 
     def without(self, refused: Sequence[ItemChange], skipped_articles: int) -> StorePlan:
         """The plan as stored: without the changes the store refused, nor the articles skipped on the way."""
@@ -86,7 +89,7 @@ def find_candidates(raws: Sequence[RawItem], source: SourceConfig, taken: Mappin
 def _candidate_for(raw: RawItem, source: SourceConfig, media: dict[str, str]) -> Candidate:
     from aggregator import identity
 
-    article_id = identity.article_id(raw, source.name)
+    article_id = identity.article_id(raw, source.name, from_feed=source.kind == "feed")
     return Candidate(article_id, source.name, categories_for(source, raw, media), raw, dedupe.raw_hash(raw))
 
 
@@ -149,8 +152,9 @@ def canonical_link(raw: RawItem) -> str | None:
 
 
 def build_item(candidate: Candidate, base_url: str, rules: CleanRules, now: datetime) -> Item:
-    """identity + clean → Item: cleaned title and body, canonical link, content hash.
+    """identity + clean → Item: cleaned title, author and body, canonical link, content hash.
 
+    The one place a RawItem's values are cleaned: parsers leave them as the source wrote them.
     `base_url` (the source's URL) resolves relative links of an item that has no link of its own.
     """
     from aggregator.clean import clean_html, clean_text
@@ -159,6 +163,7 @@ def build_item(candidate: Candidate, base_url: str, rules: CleanRules, now: date
     title = clean_text(raw.title)
     html = clean_html(raw.html or raw.summary, raw.url or base_url, rules)
     summary = clean_text(raw.summary) if raw.html and raw.summary else ""
+    author = clean_text(raw.author) or None if raw.author else None
     url = canonical_link(raw)
     return Item(
         article_id=candidate.article_id,
@@ -169,9 +174,9 @@ def build_item(candidate: Candidate, base_url: str, rules: CleanRules, now: date
         updated=raw.updated or raw.published or now,
         categories=candidate.categories,
         sources=frozenset({candidate.source_name}),
-        content_hash=dedupe.content_hash(title, html, summary, raw.author, raw.published),
+        content_hash=dedupe.content_hash(title, html, summary, author, raw.published),
         summary=summary,
-        author=raw.author,
+        author=author,
         first_seen=now,
     )
 

@@ -99,11 +99,12 @@ FetchResult = Fetched | NotModified
 
 @dataclass(frozen=True, slots=True)
 class RawItem:
-    """One item as the source said it: no cleaning, no id decisions (items.build_item cleans).
+    """One item as the source said it: no cleaning, no id decisions (items.build_item cleans, once).
 
-    One exception, kept for the stored ids: a feed's title and author are read as the plain text their
-    RSS/Atom text construct stands for (parse/feed.py), and the article_id of an item with neither
-    GUID nor link hashes that title (identity.py, step 6).
+    Values are as the document holds them once read: entities decoded by the XML parser, JSON strings
+    and ids stripped, an HTML element's text with its white space collapsed; markup in a title or
+    author is left in. The article_id of a feed item with neither GUID nor link hashes its title as
+    clean_text makes it (identity.py, step 6), so that id did not move when parsers stopped cleaning.
     """
 
     guid: str | None = None
@@ -181,7 +182,7 @@ class StoredItem:
     first_seen: datetime | None = None
 
 
-ChangeAction = Literal["insert", "update", "link", "unchanged"]
+ChangeAction = Literal["insert", "update", "link", "refresh", "unchanged"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,13 +190,20 @@ class ItemChange:
     """Dedupe's decision for one candidate.
 
     insert: a new article. update: content changed, `updated` moves. link: same content,
-    but a new source/category/raw hash to remember. unchanged: nothing to write.
+    but a new source or category to remember. refresh: same content from a known source that sent
+    something else (white space in a title, a new tag): only its raw hash is remembered, so it is
+    not cleaned again, and no feed changes. unchanged: nothing to write.
     """
 
     action: ChangeAction
     item: Item
     source_name: str
     raw_hash: str
+
+    @property
+    def is_published(self) -> bool:
+        """Whether subscribers see this change: its categories' feeds are published again."""
+        return self.action in ("insert", "update", "link")
 
 
 #: why an item was skipped: the step from RawItem to stored row that failed for it

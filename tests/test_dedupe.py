@@ -52,6 +52,24 @@ def test_same_article_from_a_second_source_is_linked_with_the_union_of_categorie
     assert change.item.updated == T0
 
 
+def test_same_content_sent_differently_by_the_same_source_only_refreshes_its_raw_hash() -> None:
+    before = _candidate(title="t")
+    after = _candidate(title="  t ")  # cleans to the same title: the item a subscriber sees is the same
+    stored = _stored(_item(before), {"a": before.raw_hash})
+    assert dedupe.needs_cleaning(after, stored)
+    [change] = dedupe.plan_changes([(after, _item(before))], {"NW1": stored}, NOW)
+    assert (change.action, change.raw_hash, change.is_published) == ("refresh", after.raw_hash, False)
+    assert change.item.updated == T0
+
+
+def test_same_content_in_a_new_category_of_the_same_source_is_linked_and_published() -> None:
+    before = _candidate(categories=frozenset({"x"}))
+    after = _candidate(categories=frozenset({"x", "y"}))
+    stored = _stored(_item(before), {"a": before.raw_hash})
+    [change] = dedupe.plan_changes([(after, _item(after))], {"NW1": stored}, NOW)
+    assert (change.action, change.is_published) == ("link", True)
+
+
 def test_changed_title_updates_in_place_and_moves_updated() -> None:
     old = _candidate(title="old")
     new = _candidate(title="new")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from aggregator.errors import ItemError
@@ -44,6 +46,23 @@ def test_item_with_only_a_title_gets_a_stable_content_hash_id() -> None:
     assert first.startswith("hash:src:")
     assert first == article_id(RawItem(title="标题", html="<p>正文</p>"), "src")
     assert first != article_id(RawItem(title="标题", html="<p>另一篇</p>"), "src")
+
+
+def test_a_feed_title_is_hashed_as_its_plain_text_so_ids_given_when_parsers_cleaned_titles_stay() -> None:
+    # before RawItem titles stayed raw, parse/feed.py made this title "南通 日报", and the id hashed that
+    expected = "hash:src:" + hashlib.sha256("南通 日报\x00<p>正文</p>".encode()).hexdigest()[:24]
+    raw = RawItem(title="<b>南通</b>\n   日报&nbsp;", html="<p>正文</p>")
+    assert article_id(raw, "src", from_feed=True) == expected
+
+
+def test_a_json_or_html_list_title_is_hashed_as_parsed() -> None:
+    expected = "hash:src:" + hashlib.sha256("南通  日报\x00".encode()).hexdigest()[:24]
+    assert article_id(RawItem(title="南通  日报"), "src") == expected
+
+
+def test_a_feed_item_whose_title_is_only_markup_has_nothing_to_identify_it() -> None:
+    with pytest.raises(ItemError, match="identity: item has no id"):
+        article_id(RawItem(title="<b> </b>"), "src", from_feed=True)
 
 
 def test_item_with_nothing_to_identify_it_is_an_item_error() -> None:

@@ -43,9 +43,9 @@ def test_json_feed_1_1_maps_every_field_to_the_raw_item() -> None:
     parsed = parse(_fetched(body), SOURCE, "Asia/Shanghai")
     assert parsed.warnings == ()
     assert parsed.items == (RawItem(
-        guid="NW202201242257831752", url="https://example.org/a", title="南通港 新高", html="<p>正文</p>",
+        guid="NW202201242257831752", url="https://example.org/a", title=" 南通港 <b>新高</b> ", html="<p>正文</p>",
         summary="摘要 &lt; 1", published=datetime(2022, 1, 23, 16, 48, 9, tzinfo=UTC),
-        updated=datetime(2022, 1, 24, 8, 0, tzinfo=UTC), author="记者 张三", tags=("港口",),
+        updated=datetime(2022, 1, 24, 8, 0, tzinfo=UTC), author="记者  张三", tags=("港口",),
     ),)
 
 

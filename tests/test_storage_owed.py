@@ -47,3 +47,14 @@ def test_a_change_during_a_publish_is_owed_again_and_a_dead_publishers_claims_re
     assert storage.claim_owed_categories("p2") == ["news", "sports"]
     storage.settle_publish_claims(["news", "sports"], published=False)
     assert _rows(storage) == (["news", "sports"], [])
+
+
+def test_a_refreshed_raw_hash_is_stored_and_owes_no_publish(storage: Storage, now: datetime) -> None:
+    item = make_item("NW1", now, categories=("news",))
+    storage.apply_update([change("insert", item, "r1")], None)
+    storage.settle_publish_claims(storage.claim_owed_categories("p1"), published=True)
+
+    storage.apply_update([change("refresh", item, "r2")], None)
+
+    assert _rows(storage) == ([], [])
+    assert storage.get_stored_items(["NW1"])["NW1"].raw_hashes == {"eastmoney-nantong": "r2"}

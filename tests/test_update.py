@@ -8,6 +8,7 @@ bodies, links) go through the real fetcher and the loopback server.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,11 +16,16 @@ from pathlib import Path
 import feedparser
 import pytest
 
+from sqlalchemy import update
+
+from aggregator import dedupe
 from aggregator.config.load import Config, parse_config
 from aggregator.fetch.client import HttpFetcher
-from aggregator.models import UpdateOutcome
+from aggregator.models import Fetched, UpdateOutcome
+from aggregator.parse import parse
 from aggregator.publish import publish_categories
-from aggregator.storage import Storage
+from aggregator.storage import SqlStorage, Storage
+from aggregator.storage.schema import item_sources
 from aggregator.schedule import MOVED_AFTER_POLLS, select_due
 from aggregator.update import Updater
 from tests.corpus_feeds import Post, read_post, rss
@@ -95,6 +101,44 @@ def test_unchanged_repoll_writes_nothing_and_is_reported_unchanged(
     assert (first.status, first.inserted) == ("new", 1)
     assert (second.status, second.inserted, second.updated, second.unchanged) == ("unchanged", 0, 0, 1)
     assert second.changed_categories == frozenset()
+
+
+def test_an_item_stored_when_parsers_cleaned_titles_is_cleaned_once_more_and_not_republished(
+    storage: Storage, tmp_path: Path
+) -> None:
+    code = "NW202201242257831001"
+    document = (
+        '<rss version="2.0"><channel><title>one</title><item>'
+        f"<guid>{code}</guid><title>&lt;b&gt;如东风电项目&lt;/b&gt;   并网发电</title>"
+        "<description>&lt;p&gt;全容量并网。&lt;/p&gt;</description><author>记者  张三</author>"
+        "</item></channel></rss>"
+    ).encode()
+    fetcher = FakeFetcher()
+    fetcher.serve(ONE, document)
+    config = _fake_config(tmp_path, [("one", ONE)])
+    _poll_fake(config, storage, fetcher)
+    storage.settle_publish_claims(storage.claim_owed_categories("publisher"), published=True)
+    stored = storage.get_item(code)
+    # what the store holds from before the upgrade: the raw hash of the title and author parse cleaned
+    answer = fetcher.answers[ONE]
+    assert isinstance(answer, Fetched)
+    [raw] = parse(answer, config.sources[0], "Asia/Shanghai").items
+    cleaned_then = dataclasses.replace(raw, title="如东风电项目 并网发电", author="记者 张三")
+    _set_raw_hash(storage, code, "one", dedupe.raw_hash(cleaned_then))
+
+    [upgraded] = _poll_fake(config, storage, fetcher, NOW + timedelta(minutes=15))
+    assert (upgraded.status, upgraded.updated, upgraded.unchanged) == ("unchanged", 0, 1)
+    assert upgraded.changed_categories == frozenset() and storage.owed_categories() == {}
+    assert storage.get_item(code) == stored is not None and stored.title == "如东风电项目 并网发电"
+    # the raw hash is refreshed: the next poll finds what the source sent already stored and cleans nothing
+    assert storage.get_stored_items([code])[code].raw_hashes == {"one": dedupe.raw_hash(raw)}
+
+
+def _set_raw_hash(storage: Storage, article_id: str, source: str, raw_hash: str) -> None:
+    assert isinstance(storage, SqlStorage)
+    with storage.engine.begin() as connection:
+        connection.execute(update(item_sources).where(item_sources.c.article_id == article_id,
+                                                      item_sources.c.source == source).values(raw_hash=raw_hash))
 
 
 def test_validators_go_back_to_the_source_and_a_304_keeps_them(storage: Storage, seed: Post, tmp_path: Path) -> None:

@@ -161,7 +161,8 @@ def _write_batch(
         storage.apply_update(plan.writes, None)
     counts: Counter[str] = Counter(c.action for c in plan.writes)
     counts["articles"] = len(posts)
-    counts["unchanged"] = len(posts) - len(plan.writes)
+    # a refreshed raw hash is stored, yet the article is unchanged
+    counts["unchanged"] = len(posts) - len(plan.writes) + counts.pop("refresh", 0)
     if progress is not None:
         status = "new" if counts["insert"] else "updated" if counts["update"] or counts["link"] else "unchanged"
         progress.advance(ProgressStep(

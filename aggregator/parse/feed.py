@@ -27,7 +27,6 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from aggregator.clean.text import clean_text
 from aggregator.config.load import SourceConfig
 from aggregator.errors import ParseError
 from aggregator.models import Fetched, ParsedFeed, RawItem
@@ -157,15 +156,13 @@ def _html_of(detail: Mapping[str, Any] | None) -> str:
 
 
 def _text_of(node: Mapping[str, Any], key: str) -> str:
-    """A text construct as plain text: markup stripped, entities unescaped, whitespace collapsed.
+    """A text construct as the source wrote it, entities decoded by the XML parser.
 
-    Markup is stripped whatever the declared type: feedparser types RSS titles text/plain, yet
-    Chinese CMSes put escaped HTML in them ("&lt;b&gt;南通&lt;/b&gt;").
+    Left raw whatever the declared type (feedparser types RSS titles text/plain, yet Chinese CMSes
+    put escaped HTML in them, "&lt;b&gt;南通&lt;/b&gt;"): items.build_item makes it plain text.
     """
     value = node.get(key)
-    if not isinstance(value, str):
-        return ""
-    return clean_text(value)
+    return value if isinstance(value, str) else ""
 
 
 def _time_of(
@@ -181,11 +178,11 @@ def _time_of(
 
 
 def _author_of(entry: Mapping[str, Any]) -> str | None:
-    """The author's name; RSS <author> is "email (Name)", whose name feedparser splits out."""
+    """The author's name as written; RSS <author> is "email (Name)", whose name feedparser splits out."""
     detail = entry.get("author_detail")
     name = detail.get("name") if isinstance(detail, Mapping) else None
     if isinstance(name, str) and name.strip():
-        return " ".join(name.split())
+        return name
     return _text_of(entry, "author") or None
 
 

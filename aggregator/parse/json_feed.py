@@ -23,7 +23,6 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from aggregator.clean.text import clean_text
 from aggregator.config.load import SourceConfig
 from aggregator.errors import ParseError
 from aggregator.models import Fetched, ParsedFeed, RawItem
@@ -96,7 +95,7 @@ def _to_raw_item(entry: Mapping[str, Any], tz: ZoneInfo, now: datetime, warnings
     return RawItem(
         guid=guid,
         url=_text(entry, "url") or None,
-        title=clean_text(_text(entry, "title")),
+        title=_text(entry, "title"),
         html=body or summary,
         summary=summary if body and summary != body else "",
         published=_time_of(entry, "date_published", tz, now, label, warnings),
@@ -122,12 +121,12 @@ def _id_of(value: object) -> str | None:
 
 
 def _author_of(entry: Mapping[str, Any]) -> str | None:
-    """1.1's first of `authors`, else 1.0's `author`."""
+    """1.1's first of `authors`, else 1.0's `author`: the name as written."""
     candidates = [*_list(entry, "authors"), entry.get("author")]
     for author in candidates:
         if isinstance(author, dict):
-            name = " ".join(_text(author, "name").split())
-            if name:
+            name = _text(author, "name")
+            if name.strip():
                 return name
     return None
 

@@ -258,7 +258,7 @@ class SqlStorage:
                 if category_titles:
                     categories.insert_category_titles(connection, category_titles)
                 items.write_changes(connection, changes)
-                search_index.index_items(connection, [c.item.article_id for c in changes if c.action != "unchanged"])
+                search_index.index_items(connection, [c.item.article_id for c in changes if c.is_published])
                 owed.owe_publish(connection, changes)
                 if state is not None:
                     sources.write_source_state(connection, state)
@@ -279,7 +279,7 @@ class SqlStorage:
                 except (exc.StatementError, ValueError) as e:
                     rejected.append(RejectedChange(change, _refusal(e)))
             accepted = [c for c in changes if all(r.change is not c for r in rejected)]
-            search_index.index_items(connection, [c.item.article_id for c in accepted if c.action != "unchanged"])
+            search_index.index_items(connection, [c.item.article_id for c in accepted if c.is_published])
             owed.owe_publish(connection, accepted)
             if state is not None:
                 sources.write_source_state(connection, state)

@@ -34,7 +34,7 @@ class CategoryStats:
 
 
 def write_changes(connection: Connection, changes: Sequence[ItemChange]) -> None:
-    """Write insert/update/link changes inside the caller's transaction; "unchanged" is skipped.
+    """Write insert/update/link/refresh changes inside the caller's transaction; "unchanged" is skipped.
 
     An item missing from the store is inserted whatever the action, and an "insert" of an item
     already stored replaces its content: a poll that planned against a slightly older view (two

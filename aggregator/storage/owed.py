@@ -18,8 +18,8 @@ from aggregator.storage.schema import insert_ignoring_conflicts, publish_claims,
 
 
 def owe_publish(connection: Connection, changes: Sequence[ItemChange]) -> None:
-    """Record the categories of the written changes as owed, stamped now (the latest change wins)."""
-    categories = sorted({c for change in changes if change.action != "unchanged" for c in change.item.categories})
+    """Record the categories of the changes subscribers see as owed, stamped now (the latest change wins)."""
+    categories = sorted({c for change in changes if change.is_published for c in change.item.categories})
     if not categories:
         return
     now = datetime.now(UTC)
