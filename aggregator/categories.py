@@ -33,7 +33,6 @@ import unicodedata
 from collections.abc import Mapping
 from urllib.parse import unquote
 
-from pypinyin import Style, lazy_pinyin
 
 #: suffix of every category title (the legacy tag was `<medium>新闻`, e.g. 南通日报新闻)
 TITLE_SUFFIX = "新闻"
@@ -62,6 +61,10 @@ _MIN_SUFFIX_HEX = 4
 
 def medium_slug(medium: str) -> str:
     """The base slug of `medium` (before disambiguation)."""
+    # imported here: the phrase dictionary costs ~0.5 s of start-up that only naming a new medium needs
+    # (pool workers get it from the forkserver's preload)
+    from pypinyin import Style, lazy_pinyin
+
     text = unicodedata.normalize("NFKC", medium).strip()
     # Non-Han runs come back unchanged from pypinyin (errors=...), so Latin, digits and punctuation
     # pass through to the ASCII folding below.

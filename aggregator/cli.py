@@ -262,15 +262,18 @@ def _publish_after_poll(config: Config, storage: Storage, outcomes: Sequence[Upd
     """Republish the categories owed a publish: those this pass changed, and those a killed or failed
     earlier run left owed (storage's publish_owed). The first pass publishes every feed, even empty ones.
     With nothing to publish, the WebSub pings a hub missed earlier are retried (a publish retries them itself)."""
-    from aggregator.publish import is_published, output_dir_of, publish_categories
-    from aggregator.publish.websub import retry_pending_pings
+    from aggregator.publish.layout import is_published, output_dir_of
 
-    if not is_published(config):
-        return publish_categories(storage, config, None)
     changed = sorted({c for o in outcomes for c in o.changed_categories} | set(storage.owed_categories()))
-    if changed:
-        return publish_categories(storage, config, changed)
-    retry_pending_pings(output_dir_of(config), config.settings)
+    first = not is_published(config)
+    if first or changed:  # the renderers are imported only now: a pass of 304s never loads them
+        from aggregator.publish.run import publish_categories
+
+        return publish_categories(storage, config, None if first else changed)
+    if config.settings.websub_hub:
+        from aggregator.publish.websub import retry_pending_pings
+
+        retry_pending_pings(output_dir_of(config), config.settings)
     return []
 
 
@@ -292,7 +295,7 @@ def _print_summary(outcomes: Sequence[UpdateOutcome], published: Sequence[str], 
 
 
 def _build(args: argparse.Namespace, out: TextIO) -> int:
-    from aggregator.publish import publish_categories
+    from aggregator.publish.run import publish_categories
     from aggregator.storage import open_storage
 
     config = _load(args)
@@ -325,7 +328,7 @@ def _migrate(args: argparse.Namespace, out: TextIO) -> int:
     from aggregator.cluster.definitions import record_config
     from aggregator.cluster.workers import new_worker_id
     from aggregator.daemon.roles import is_shared_store
-    from aggregator.publish import output_dir_of
+    from aggregator.publish.layout import output_dir_of
     from aggregator.storage import SqlStorage, open_storage
     from aggregator.update import utc_now
 
@@ -480,7 +483,7 @@ def _decode_fragment(body: bytes, encoding: str | None) -> str:
 def _import_jekyll(args: argparse.Namespace, out: TextIO) -> int:
     from aggregator.importers.jekyll import import_legacy_posts
     from aggregator.ops.progress import Progress
-    from aggregator.publish import publish_categories
+    from aggregator.publish.run import publish_categories
     from aggregator.storage import open_storage
 
     config = _load(args)

@@ -31,7 +31,7 @@ from urllib.parse import quote, unquote
 
 from aggregator.config.load import Config
 from aggregator.prepared import FileVersion, VersionCache
-from aggregator.publish import output_dir_of
+from aggregator.publish.layout import output_dir_of
 from aggregator.publish.freshness import shortest_interval
 from aggregator.publish.layout import (
     FEED_NAME_PATTERN,

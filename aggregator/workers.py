@@ -42,8 +42,8 @@ CLOSE_WAIT_SECONDS = 2.0
 START_TIMEOUT_SECONDS = 60.0
 #: what a worker imports before it says it is ready, so a document's budget never pays for imports
 PRELOAD_MODULES = (
-    "aggregator.update", "aggregator.items", "aggregator.identity", "aggregator.categories", "aggregator.parse",
-    "aggregator.clean",
+    "aggregator.update", "aggregator.items", "aggregator.identity", "aggregator.categories", "pypinyin",
+    "aggregator.parse", "aggregator.clean",
 )
 #: how often a worker checks that its parent is still alive
 PARENT_CHECK_SECONDS = 1.0

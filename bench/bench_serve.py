@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from aggregator.config.load import load_config
 from aggregator.models import Item, ItemChange
-from aggregator.publish import publish_categories
+from aggregator.publish.run import publish_categories
 from aggregator.storage import open_storage
 from bench.corpus import SENTENCES, make_article
 

@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from aggregator.config.load import Config, Settings
 from aggregator.models import Item, ItemChange
-from aggregator.publish import output_dir_of, publish_categories
+from aggregator.publish.layout import output_dir_of
+from aggregator.publish.run import publish_categories
 from aggregator.publish.pages import publish_pages
 from aggregator.publish.page_layout import PAGES_STATE_FILE
 from aggregator.storage import Storage, open_storage

@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 
 from aggregator.config.load import Config, Settings
 from aggregator.importers.jekyll import import_legacy_posts
-from aggregator.publish import output_dir_of, publish_categories, with_learnt_categories
+from aggregator.publish.layout import output_dir_of
+from aggregator.publish.run import publish_categories, with_learnt_categories
 from aggregator.publish.atom import feed_title
 from aggregator.publish.files import write_with_gzip
 from aggregator.publish.layout import INDEX_FILE

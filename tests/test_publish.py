@@ -19,7 +19,8 @@ import aggregator
 from aggregator.config.load import CategoryConfig, Config, Settings, SourceConfig
 from aggregator.errors import PublishError, PublishFailures
 from aggregator.models import Item, ItemChange
-from aggregator.publish import output_dir_of, publish_categories
+from aggregator.publish.layout import output_dir_of
+from aggregator.publish.run import publish_categories
 from aggregator.storage import Storage
 
 ATOM_RNG = Path(aggregator.__file__).parent / "schemas" / "atom.rng"
@@ -175,7 +176,7 @@ def test_sealed_archive_pages_never_change_while_the_archive_grows(tmp_path: Pat
 def test_a_pass_renders_only_the_head_and_the_archive_pages_its_items_fall_in(
     tmp_path: Path, storage: Storage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import aggregator.publish as publish
+    import aggregator.publish.run as publish
 
     config = make_config(tmp_path)
     store(storage, [make_item(n) for n in range(23)])

@@ -23,7 +23,7 @@ import pytest
 
 from aggregator.config.load import CategoryConfig, Config, Settings, SourceConfig
 from aggregator.models import Item, ItemChange
-from aggregator.publish import publish_categories
+from aggregator.publish.run import publish_categories
 from aggregator.storage import open_storage
 from tests.conftest import REPO_ROOT
 from tests.test_serve import SERVED_MEDIA_TYPES

@@ -12,7 +12,7 @@ from lxml import html
 
 from aggregator.config.load import CategoryConfig, Config, Settings, SourceConfig
 from aggregator.models import Item, ItemChange
-from aggregator.publish import publish_categories
+from aggregator.publish.run import publish_categories
 from aggregator.publish.pages import RelatedLink
 from aggregator.publish.page_layout import article_file
 from aggregator.storage import Storage

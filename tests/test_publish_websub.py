@@ -17,7 +17,7 @@ import pytest
 from aggregator.config.load import CategoryConfig, Config, Settings, SourceConfig
 from aggregator.errors import PublishError
 from aggregator.models import Item, ItemChange
-from aggregator.publish import publish_categories
+from aggregator.publish.run import publish_categories
 from aggregator.storage import Storage, open_storage
 from aggregator.publish.websub import notify_hub, ping_hub, read_pending, retry_pending_pings
 

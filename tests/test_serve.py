@@ -21,7 +21,7 @@ import uvicorn
 
 from aggregator.config.load import CategoryConfig, Config, Settings, SourceConfig
 from aggregator.models import Item, ItemChange
-from aggregator.publish import publish_categories
+from aggregator.publish.run import publish_categories
 from aggregator.publish.files import write_with_gzip
 from aggregator.publish.layout import INDEX_FILE, OPML_FILE, archive_file, atom_file, json_file, site_path
 from aggregator.serve import (

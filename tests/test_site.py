@@ -14,7 +14,7 @@ from lxml import etree, html
 
 from aggregator.config.load import Config, Settings
 from aggregator.models import Item, ItemChange
-from aggregator.publish import publish_categories
+from aggregator.publish.run import publish_categories
 from aggregator.serve import create_app
 from aggregator.site import RateLimiter, SiteSearch
 from aggregator.storage import Storage, open_storage

@@ -23,7 +23,7 @@ from aggregator.config.load import Config, parse_config
 from aggregator.fetch.client import HttpFetcher
 from aggregator.models import Fetched, UpdateOutcome
 from aggregator.parse import parse
-from aggregator.publish import publish_categories
+from aggregator.publish.run import publish_categories
 from aggregator.storage import SqlStorage, Storage
 from aggregator.storage.schema import item_sources
 from aggregator.schedule import MOVED_AFTER_POLLS, select_due

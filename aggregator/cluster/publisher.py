@@ -19,7 +19,8 @@ from aggregator.cluster.documents import upload_changed_files
 from aggregator.cluster.leases import take_named_lease
 from aggregator.config.load import Config
 from aggregator.errors import PublishError, StorageError
-from aggregator.publish import output_dir_of, publish_categories
+from aggregator.publish.layout import output_dir_of
+from aggregator.publish.run import publish_categories
 from aggregator.storage import SqlStorage
 
 log = logging.getLogger("aggregator.cluster")

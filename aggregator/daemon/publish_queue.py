@@ -17,7 +17,8 @@ from pathlib import Path
 
 from aggregator.config.load import Config, Settings
 from aggregator.errors import AggregatorError, PublishFailures
-from aggregator.publish import output_dir_of, publish_categories
+from aggregator.publish.layout import output_dir_of
+from aggregator.publish.run import publish_categories
 from aggregator.publish.layout import PENDING_PINGS_FILE
 from aggregator.storage import Storage
 from aggregator.publish.websub import retry_pending_pings

@@ -17,8 +17,11 @@ request paths back to them), so an nginx in front can serve the same tree with `
 from __future__ import annotations
 
 import re
-from pathlib import PurePath, PurePosixPath
-from typing import TypeVar
+from pathlib import Path, PurePath, PurePosixPath
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from aggregator.config.load import Config
 
 #: the feed of every category together; no category may take this id
 ALL_FEED = "all"
@@ -88,3 +91,14 @@ def site_path(file: PurePosixPath) -> str:
 def file_url(base_url: str, file: PurePosixPath) -> str:
     """Public URL of a published file."""
     return site_url(base_url, site_path(file))
+
+
+def output_dir_of(config: Config) -> Path:
+    """settings.output_dir, relative to the folder of feeds.toml."""
+    output_dir = config.settings.output_dir
+    return output_dir if output_dir.is_absolute() else config.path.parent / output_dir
+
+
+def is_published(config: Config) -> bool:
+    """Whether a publish has run for this output directory (its index page exists)."""
+    return (output_dir_of(config) / INDEX_FILE).exists()

@@ -26,7 +26,7 @@ import pytest
 
 from aggregator.config.load import parse_config
 from aggregator.fetch.client import HttpFetcher
-from aggregator.publish import publish_categories
+from aggregator.publish.run import publish_categories
 from aggregator.storage import Storage
 from aggregator.update import Updater
 from tests.conftest import fresh_store_url

@@ -22,7 +22,7 @@ from aggregator.errors import AggregatorError
 from aggregator.items import build_item, find_candidates
 from aggregator.models import Fetched, Item
 from aggregator.parse import parse
-from aggregator.publish import with_learnt_categories
+from aggregator.publish.run import with_learnt_categories
 from aggregator.publish.archive import plan_archive
 from aggregator.publish.atom import describe_feed, render_atom
 from aggregator.publish.json_feed import render_json_feed
