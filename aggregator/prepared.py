@@ -45,6 +45,9 @@ class Variant:
     start_200: Message
     start_304: Message
     body: Message
+    #: the same header lists as HTTP/1.1 lines (`name: value\r\n` each), for aggregator/fastlane.py
+    head_200: bytes
+    head_304: bytes
     empty_body: Message = field(default_factory=lambda: {"type": "http.response.body", "body": b""})
 
 
@@ -152,4 +155,11 @@ def _variant(common: list[tuple[bytes, bytes]], version: FileVersion, content_ty
         start_200={"type": "http.response.start", "status": 200, "headers": full},
         start_304={"type": "http.response.start", "status": 304, "headers": validators},
         body={"type": "http.response.body", "body": version.body},
+        head_200=header_lines(full),
+        head_304=header_lines(validators),
     )
+
+
+def header_lines(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """Header fields as they go on the wire: `name: value\r\n` each, in order, as uvicorn writes them."""
+    return b"".join(name + b": " + value + b"\r\n" for name, value in headers)

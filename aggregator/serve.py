@@ -30,7 +30,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from aggregator.config.load import Config
-from aggregator.prepared import FileVersion, VersionCache
+from aggregator.prepared import FileVersion, Variant, VersionCache
 from aggregator.publish import output_dir_of
 from aggregator.publish.freshness import shortest_interval
 from aggregator.publish.layout import (
@@ -259,6 +259,28 @@ class FeedApp:
                 if_none_match = value
             elif name == b"if-modified-since":
                 if_modified_since = value
+        variant, not_modified = self._choose(route, plain, accept_encoding, if_none_match, if_modified_since)
+        if not_modified:
+            await send(variant.start_304)
+            await send(variant.empty_body)
+            return
+        await send(variant.start_200)
+        await send(variant.empty_body if scope["method"] == "HEAD" else variant.body)
+
+    def prepared_file(self, raw_path: str, accept_encoding: bytes | None, if_none_match: bytes | None,
+                      if_modified_since: bytes | None) -> tuple[Variant, bool] | None:
+        """The prepared variant a GET or HEAD of `raw_path` gets and whether it is a 304, as `__call__`
+        would answer it; None when the path is not a published file (a route, a redirect, a 404)."""
+        if raw_path in self._extra or raw_path == "/healthz":
+            return None
+        route = self._route(raw_path)
+        plain = self._read(route.plain_path) if route is not None else None
+        if route is None or plain is None:
+            return None
+        return self._choose(route, plain, accept_encoding, if_none_match, if_modified_since)
+
+    def _choose(self, route: _Route, plain: FileVersion, accept_encoding: bytes | None, if_none_match: bytes | None,
+                if_modified_since: bytes | None) -> tuple[Variant, bool]:
         prepared = self._files.prepare(route.plain_path, plain, self._read(route.gzip_path),
                                        ((b"cache-control", self._cache_control_of(route)),), route.content_type)
         variant = prepared.plain_variant
@@ -276,12 +298,7 @@ class FeedApp:
             not_modified = if_modified_since is not None and not is_modified_since(
                 if_modified_since.decode("latin-1"), plain.mtime_ns
             )
-        if not_modified:
-            await send(variant.start_304)
-            await send(variant.empty_body)
-            return
-        await send(variant.start_200)
-        await send(variant.empty_body if scope["method"] == "HEAD" else variant.body)
+        return variant, not_modified
 
     def _route(self, path: str) -> _Route | None:
         route = self._routes.get(path)
@@ -344,11 +361,17 @@ def serve_forever(config: Config, listen: str, workers: int = 1) -> None:
     """
     import uvicorn
 
+    from aggregator.fastlane import fast_lane
+
     host, port = parse_listen(listen)
-    # log_config=None: uvicorn's records go through our logging setup (text or JSON)
+    app = FeedApp(config)
+    # log_config=None: uvicorn's records go through our logging setup (text or JSON). Each connection
+    # starts in the fast lane (published files from prepared bytes) and moves to uvicorn's httptools
+    # protocol at its first other request. proxy_headers=False: site.py reads X-Forwarded-For itself,
+    # and only from a loopback peer.
     server_config = uvicorn.Config(
-        create_app(config), host=host, port=port, access_log=False, log_config=None, server_header=False,
-        loop="auto", http="auto",
+        app, host=host, port=port, access_log=False, log_config=None, server_header=False, proxy_headers=False,
+        loop="auto", http=fast_lane(app),
     )
     if workers > 1:
         _serve_with_workers(server_config, host, port, workers)
