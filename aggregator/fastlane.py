@@ -63,6 +63,7 @@ class FastLane(asyncio.Protocol):
         self._accept_encoding: bytes | None = None
         self._if_none_match: bytes | None = None
         self._if_modified_since: bytes | None = None
+        self._keep_alive = False
         self._complete = False
 
     # asyncio.Protocol
@@ -114,6 +115,11 @@ class FastLane(asyncio.Protocol):
         elif name == b"if-modified-since":
             self._if_modified_since = value
 
+    def on_headers_complete(self) -> None:
+        # asked here, as uvicorn does: once the message is complete the parser has reset its flags
+        parser = self._parser
+        self._keep_alive = parser.get_http_version() != "1.0" and parser.should_keep_alive()
+
     def on_message_complete(self) -> None:
         self._complete = True
 
@@ -160,7 +166,7 @@ class FastLane(asyncio.Protocol):
         if found is None:
             return False
         variant, not_modified = found
-        keep_alive = parser.get_http_version() != "1.0" and parser.should_keep_alive()
+        keep_alive = self._keep_alive
         head = [_STATUS_304 if not_modified else _STATUS_200, self._default_header_lines(),
                 variant.head_304 if not_modified else variant.head_200]
         if not keep_alive:
