@@ -115,6 +115,17 @@ def own_servers(tmp_path: Path) -> Iterator[Servers]:
     yield from start_servers(tmp_path)
 
 
+def assert_answered_then_closed(port: int, data: bytes, status: int) -> None:
+    client = Client(port)
+    try:
+        client.send(data)
+        answer = client.answer()
+        assert (answer.status, answer.headers[b"connection"]) == (status, b"close")
+        assert client.is_closed_by_server()
+    finally:
+        client.close()
+
+
 def etag_of(port: int, *headers: bytes) -> bytes:
     return ask(port, request(FEED, *headers)).headers[b"etag"]
 
@@ -202,14 +213,7 @@ def test_a_dynamic_request_inside_a_pipeline_hands_it_and_the_rest_to_uvicorn(se
 
 def test_connection_close_and_http_1_0_end_the_connection_after_the_answer(servers: Servers) -> None:
     for data in (request(FEED, b"Connection: close"), request(FEED, version=b"1.0")):
-        client = Client(servers.fast.port)
-        try:
-            client.send(data)
-            answer = client.answer()
-            assert (answer.status, answer.headers[b"connection"]) == (200, b"close")
-            assert client.is_closed_by_server()
-        finally:
-            client.close()
+        assert_answered_then_closed(servers.fast.port, data, 200)
 
 
 def test_a_request_body_on_get_is_read_past_and_the_next_request_answered(servers: Servers) -> None:
@@ -253,14 +257,7 @@ def test_a_malformed_request_line_is_a_400(servers: Servers) -> None:
 ], ids=["long URL", "long header"])
 def test_an_oversized_request_head_is_refused_and_the_connection_closed(servers: Servers, data: bytes,
                                                                            status: int) -> None:
-    client = Client(servers.fast.port)
-    try:
-        client.send(data)
-        answer = client.answer()
-        assert (answer.status, answer.headers[b"connection"]) == (status, b"close")
-        assert client.is_closed_by_server()
-    finally:
-        client.close()
+    assert_answered_then_closed(servers.fast.port, data, status)
 
 
 def test_a_slow_partial_request_blocks_nobody_and_is_dropped_after_the_timeout(servers: Servers) -> None:
