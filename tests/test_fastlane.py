@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from aggregator.fastlane import MAX_HEAD_BYTES, fast_lane
-from aggregator.serve import FeedApp
+from aggregator.serve import RECHECK_AFTER_NS, FeedApp
 from tests.test_serve import WAIT_SECONDS, RunningServer, Site, build_site, make_item
 
 FEED = b"/feeds/nantongribao.atom"
@@ -95,7 +95,7 @@ def start_servers(folder: Path) -> Iterator[Servers]:
     built = build_site(folder)
     site = next(built)
     fast = RunningServer()
-    app = FeedApp(site.config)
+    app = FeedApp(site.config, recheck_after_ns=RECHECK_AFTER_NS)  # as serve_forever makes it
     fast.start(app, http=fast_lane(app), timeout_keep_alive=HEAD_TIMEOUT_SECONDS)
     try:
         yield Servers(site, site.server, fast)
@@ -234,6 +234,7 @@ def test_a_feed_republished_mid_connection_is_served_in_its_new_version(own_serv
         client.send(request(FEED, b"Accept-Encoding: gzip"))
         before = client.answer()
         own_servers.site.add([make_item(99)])
+        time.sleep(2 * RECHECK_AFTER_NS / 1e9)
         client.send(request(FEED, b"Accept-Encoding: gzip", b"If-None-Match: " + before.headers[b"etag"]))
         after = client.answer()
     finally:
