@@ -1,7 +1,8 @@
 """Serve the published files over HTTP: the feeds, their archives, feeds.opml, the index and /healthz.
 
 A plain ASGI app (no framework: a request is a few dict look-ups and two stats), run by uvicorn in
-`serve_forever` and mounted by the daemon next to its /metrics. It only reads what `publish`
+`serve_forever` behind aggregator/fastlane.py (which answers published files from the same prepared
+responses and hands the rest to this app) and mounted by the daemon next to its /metrics. It only reads what `publish`
 wrote under output_dir, so serving never waits on polling, and since publish replaces files
 atomically each response comes from one open file: never half a feed. HTTP per RFC 9110: strong
 ETags (a content hash computed once per file version), Last-Modified, 304 on If-None-Match /
