@@ -1,7 +1,7 @@
 """Prepared responses for `serve`: each published file version read, hashed and turned into ready ASGI messages once.
 
-A request for a published file then costs two `stat` calls (is this still the version we prepared?)
-and a dict look-up: the body, the strong ETag, Last-Modified, Content-Length and the whole header
+A request for a published file then costs two `stat` calls (is this still the version we prepared?),
+or none when the cache may trust a version checked within the last `recheck_after_ns`, and a dict look-up: the body, the strong ETag, Last-Modified, Content-Length and the whole header
 lists of the 200 and 304 answers, plain and gzip, are built when a version is first seen, never per
 request. Versions are keyed by (inode, mtime, size): publish replaces files atomically (a new
 inode), so a changed file is always a new key, and each version is read from one open handle, so
@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from email.utils import formatdate
@@ -45,6 +46,9 @@ class Variant:
     start_200: Message
     start_304: Message
     body: Message
+    #: the same header lists as HTTP/1.1 lines (`name: value\r\n` each), for aggregator/fastlane.py
+    head_200: bytes
+    head_304: bytes
     empty_body: Message = field(default_factory=lambda: {"type": "http.response.body", "body": b""})
 
 
@@ -61,22 +65,36 @@ class Prepared:
 class VersionCache:
     """File versions by path (bounded by MAX_CACHE_BYTES), and prepared responses by version."""
 
-    def __init__(self) -> None:
+    def __init__(self, recheck_after_ns: int = 0) -> None:
+        """`recheck_after_ns` > 0: a file read within that many ns is taken as unchanged without a stat
+        (`serve`'s 1 ms: a publish is seen at most that late; 0: every read stats)."""
         self._versions: OrderedDict[str, FileVersion] = OrderedDict()
         self._bytes = 0
+        self._recheck_after_ns = recheck_after_ns
+        #: time.monotonic_ns() of each cached path's last stat, when recheck_after_ns > 0
+        self._checked_ns: dict[str, int] = {}
         self._prepared: dict[tuple[str, tuple[int, int, int], tuple[int, int, int] | None, bytes], Prepared] = {}
 
     def read(self, path: str) -> FileVersion | None:
         """The file's current version: cached while (inode, mtime, size) still match, else read once."""
+        cached = self._versions.get(path)
+        now_ns = 0
+        if self._recheck_after_ns:
+            now_ns = time.monotonic_ns()
+            if cached is not None and now_ns - self._checked_ns.get(path, 0) < self._recheck_after_ns:
+                return cached
         try:
             info = os.stat(path, follow_symlinks=False)
         except (FileNotFoundError, NotADirectoryError):
             return None
-        cached = self._versions.get(path)
         if cached is not None and cached.key == (info.st_ino, info.st_mtime_ns, info.st_size):
             self._versions.move_to_end(path)
-            return cached
-        return self._load(path)
+            version: FileVersion | None = cached
+        else:
+            version = self._load(path)
+        if now_ns and path in self._versions:  # only cached paths: the dict stays bounded like the cache
+            self._checked_ns[path] = now_ns
+        return version
 
     def prepare(self, path: str, plain: FileVersion, compressed: FileVersion | None, headers: tuple[
             tuple[bytes, bytes], ...], content_type: bytes) -> Prepared:
@@ -133,13 +151,15 @@ class VersionCache:
         old = self._versions.pop(path, None)
         if old is not None:
             self._bytes -= len(old.body)
+            self._checked_ns.pop(path, None)
         if len(version.body) > MAX_CACHE_BYTES // 4:
             return
         self._versions[path] = version
         self._bytes += len(version.body)
         while self._bytes > MAX_CACHE_BYTES:
-            _, dropped = self._versions.popitem(last=False)
+            dropped_path, dropped = self._versions.popitem(last=False)
             self._bytes -= len(dropped.body)
+            self._checked_ns.pop(dropped_path, None)
 
 
 def _variant(common: list[tuple[bytes, bytes]], version: FileVersion, content_type: bytes,
@@ -152,4 +172,11 @@ def _variant(common: list[tuple[bytes, bytes]], version: FileVersion, content_ty
         start_200={"type": "http.response.start", "status": 200, "headers": full},
         start_304={"type": "http.response.start", "status": 304, "headers": validators},
         body={"type": "http.response.body", "body": version.body},
+        head_200=header_lines(full),
+        head_304=header_lines(validators),
     )
+
+
+def header_lines(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """Header fields as they go on the wire: `name: value\r\n` each, in order, as uvicorn writes them."""
+    return b"".join(name + b": " + value + b"\r\n" for name, value in headers)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import formatdate
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import feedparser
 import pytest
@@ -62,8 +63,9 @@ class RunningServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/"
 
-    def start(self, app: ASGIApp) -> None:
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    def start(self, app: ASGIApp, **options: Any) -> None:
+        """`options` go to uvicorn.Config (tests/test_fastlane.py passes its protocol as `http`)."""
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", **options)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self.socket]}, daemon=True)
         self._thread.start()
