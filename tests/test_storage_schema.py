@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Column, Connection, Integer, MetaData, Table, inspect
@@ -136,3 +137,14 @@ def test_upsert_statement_is_built_once_per_backend_and_shape(raw_store: SqlStor
         first = upsert(connection, sources, ["name"], ["etag", "failures"])
         assert upsert(connection, sources, ("name",), ("etag", "failures")) is first
         assert upsert(connection, sources, ["name"], ["etag"]) is not first
+
+
+def test_sqlite_search_index_merges_sixteen_segments_at_a_time(tmp_path: Path) -> None:
+    store = open_storage(str(tmp_path / "store.db"))
+    try:
+        assert isinstance(store, SqlStorage)
+        with store._engine.connect() as connection:
+            automerge = connection.exec_driver_sql("SELECT v FROM search_index_config WHERE k = 'automerge'").scalar()
+        assert automerge == 16
+    finally:
+        store.close()

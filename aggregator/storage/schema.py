@@ -41,7 +41,7 @@ from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import TypeDecorator
 
 from aggregator.errors import StorageError
-from aggregator.storage.search_index import create_search_index
+from aggregator.storage.search_index import create_search_index, merge_search_segments_less_often
 
 if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql, sqlite
@@ -365,7 +365,7 @@ Migration = Callable[[Connection], None]
 #: MIGRATIONS[i] takes the store from version i to version i + 1
 MIGRATIONS: tuple[Migration, ...] = (
     _create_version_1, _add_category_titles, create_search_index, _add_stories, _add_skipped_items, _add_publish_owed,
-    _add_coordination,
+    _add_coordination, merge_search_segments_less_often,
 )
 
 
