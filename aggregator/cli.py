@@ -383,7 +383,7 @@ def _copy_store(source: Storage, target: Storage, output_dir: Path, out: TextIO)
 
 
 def _serve(args: argparse.Namespace, out: TextIO) -> int:
-    from aggregator.serve import serve_forever
+    from aggregator.serve.app import serve_forever
 
     config = _load(args)
     serve_forever(config, args.listen or config.settings.listen, workers=args.workers)

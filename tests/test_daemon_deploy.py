@@ -19,7 +19,7 @@ import pytest
 from aggregator import cli
 from aggregator.config.load import load_config
 from aggregator.daemon.scheduler import SHUTDOWN_GRACE_SECONDS
-from aggregator.serve import parse_listen
+from aggregator.serve.app import parse_listen
 from tests.conftest import REPO_ROOT
 
 RUN_HANDLER = cli.build_parser().parse_args(["run"]).handler

@@ -15,7 +15,7 @@ from aggregator.daemon.http import HttpThread, SwappableApp, bind_listener, crea
 from aggregator.errors import AggregatorError
 from aggregator.ops.metrics import Metrics
 from aggregator.models import UpdateOutcome
-from aggregator.serve import ASGIApp, Receive, Scope, Send, respond
+from aggregator.serve.app import ASGIApp, Receive, Scope, Send, respond
 
 
 async def _feeds_v1(scope: Scope, receive: Receive, send: Send) -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.fastlane import MAX_HEAD_BYTES, fast_lane
-from aggregator.serve import RECHECK_AFTER_NS, FeedApp
+from aggregator.serve.fastlane import MAX_HEAD_BYTES, fast_lane
+from aggregator.serve.app import RECHECK_AFTER_NS, FeedApp
 from tests.test_serve import WAIT_SECONDS, RunningServer, Site, build_site, make_item
 
 FEED = b"/feeds/nantongribao.atom"

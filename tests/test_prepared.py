@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from aggregator.prepared import VersionCache
+from aggregator.serve.prepared import VersionCache
 
 WINDOW_NS = 200_000_000
 

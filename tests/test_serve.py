@@ -25,7 +25,7 @@ from aggregator.models import Item, ItemChange
 from aggregator.publish.run import publish_categories
 from aggregator.publish.files import write_with_gzip
 from aggregator.publish.layout import INDEX_FILE, OPML_FILE, archive_file, atom_file, json_file, site_path
-from aggregator.serve import (
+from aggregator.serve.app import (
     ASGIApp,
     Receive,
     Scope,

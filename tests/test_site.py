@@ -15,8 +15,8 @@ from lxml import etree, html
 from aggregator.config.load import Config, Settings
 from aggregator.models import Item, ItemChange
 from aggregator.publish.run import publish_categories
-from aggregator.serve import create_app
-from aggregator.site import RateLimiter, SiteSearch
+from aggregator.serve.app import create_app
+from aggregator.serve.site import RateLimiter, SiteSearch
 from aggregator.storage import Storage, open_storage
 from tests.test_serve import RunningServer
 

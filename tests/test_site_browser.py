@@ -15,7 +15,7 @@ import html5lib
 import pytest
 
 from aggregator.config.load import Config
-from aggregator.serve import create_app
+from aggregator.serve.app import create_app
 from tests.browser import Browser, running_browser
 from tests.conftest import REPO_ROOT
 from tests.site_data import build_legacy_site, legacy_scale_index, open_site_storage, site_config

@@ -12,7 +12,7 @@ import pytest
 
 from aggregator.config.load import Config
 from aggregator.publish.pages.legacy import parse_legacy_permalink
-from aggregator.serve import create_app
+from aggregator.serve.app import create_app
 from tests.site_data import build_legacy_site, open_site_storage, site_config
 from tests.test_publish_nginx import get, nginx, running_nginx
 from tests.test_serve import RunningServer

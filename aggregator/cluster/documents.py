@@ -2,7 +2,7 @@
 
 The publisher renders into its own output_dir as a single process does (publish/), then
 `upload_changed_files` copies every file whose bytes changed into `published_documents`, all in one
-transaction (a feed and its .gz twin change together). `StoreFeedApp` is serve.py's FeedApp reading those
+transaction (a feed and its .gz twin change together). `StoreFeedApp` is serve/app.py's FeedApp reading those
 rows instead of the disk: each request asks the row's version (one primary-key look-up) and keeps the
 body cached by it, so every replica answers the version the store holds at that moment, with the ETag
 (a hash of the body) and Last-Modified (the publisher's file time) the same everywhere.
@@ -21,8 +21,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.dialects.postgresql import insert
 
 from aggregator.config.load import Config
-from aggregator.prepared import FileVersion
-from aggregator.serve import ASGIApp, FeedApp
+from aggregator.serve.prepared import FileVersion
+from aggregator.serve.app import ASGIApp, FeedApp
 from aggregator.storage.schema import published_documents
 from aggregator.storage.errors import wrap_storage_errors
 
@@ -31,7 +31,7 @@ _HIDDEN_PREFIX = "."
 
 
 def document_etag(body: bytes) -> str:
-    """The same strong ETag serve.py computes for a file on disk."""
+    """The same strong ETag serve/app.py computes for a file on disk."""
     return f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
 
 

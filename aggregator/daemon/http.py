@@ -13,7 +13,7 @@ import uvicorn
 
 from aggregator.errors import AggregatorError
 from aggregator.ops.metrics import METRICS_CONTENT_TYPE, Metrics
-from aggregator.serve import ASGIApp, Receive, Scope, Send, parse_listen, respond
+from aggregator.serve.app import ASGIApp, Receive, Scope, Send, parse_listen, respond
 
 #: seconds uvicorn gives open connections to finish at shutdown
 GRACEFUL_SHUTDOWN_SECONDS = 2

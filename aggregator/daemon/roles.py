@@ -42,7 +42,7 @@ from aggregator.errors import AggregatorError, ConfigError, StorageError
 from aggregator.fetch.client import HttpFetcher
 from aggregator.models import UpdateOutcome
 from aggregator.ops.metrics import Metrics
-from aggregator.serve import ASGIApp
+from aggregator.serve.app import ASGIApp
 from aggregator.storage import SqlStorage, open_storage, wrap_storage_errors
 from aggregator.storage.lock import advisory_key
 from aggregator.update import Updater, utc_now

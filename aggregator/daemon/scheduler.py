@@ -38,7 +38,7 @@ from aggregator.fetch.client import HttpFetcher
 from aggregator.ops.metrics import Metrics
 from aggregator.models import ErrorInfo, SourceState, UpdateOutcome
 from aggregator.schedule import follow_outcome, resume_at, spread_offset, state_for, url_to_poll
-from aggregator.serve import ASGIApp, create_app
+from aggregator.serve.app import ASGIApp, create_app
 from aggregator.storage import Storage, open_storage
 from aggregator.update import Updater, utc_now
 from aggregator.workers import WorkerPool

@@ -22,7 +22,7 @@ from typing import Any, Protocol, cast
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from aggregator.prepared import Variant
+from aggregator.serve.prepared import Variant
 
 #: a request head (request line and header fields) longer than this is refused, like nginx's 8k buffers
 MAX_HEAD_BYTES = 16384

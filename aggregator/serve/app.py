@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from aggregator.config.load import Config
-from aggregator.prepared import FileVersion, Variant, VersionCache
+from aggregator.serve.prepared import FileVersion, Variant, VersionCache
 from aggregator.publish.layout import output_dir_of
 from aggregator.publish.freshness import shortest_interval
 from aggregator.publish.layout import (
@@ -47,8 +47,8 @@ from aggregator.publish.layout import (
     site_url,
 )
 from aggregator.publish.page_layout import category_file, resolve_page
-from aggregator.site import SiteSearch, site_answer
-from aggregator.site import respond as respond  # re-exported: the daemon answers with it too
+from aggregator.serve.site import SiteSearch, site_answer
+from aggregator.serve.site import respond as respond  # re-exported: the daemon answers with it too
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -366,7 +366,7 @@ def serve_forever(config: Config, listen: str, workers: int = 1) -> None:
     """
     import uvicorn
 
-    from aggregator.fastlane import fast_lane
+    from aggregator.serve.fastlane import fast_lane
 
     host, port = parse_listen(listen)
     app = FeedApp(config, recheck_after_ns=RECHECK_AFTER_NS)
