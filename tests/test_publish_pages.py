@@ -15,7 +15,8 @@ from aggregator.models import Item, ItemChange
 from aggregator.publish import publish_categories
 from aggregator.publish.pages import RelatedLink
 from aggregator.publish.page_layout import article_file
-from aggregator.storage import Storage
+from aggregator.similar.clusters import sign_item
+from aggregator.storage import SignedItem, Storage, StoryRequest
 
 T0 = datetime(2022, 1, 23, 16, 48, 9, tzinfo=UTC)
 
@@ -163,6 +164,23 @@ def test_the_same_story_hook_lists_the_other_papers(tmp_path: Path, storage: Sto
     doc = page(tmp_path / "site" / "a" / "NW202201240000000001.html")
     assert doc.xpath('//section[@class="related"]//a/@href') == ["../a/NW202201240000000002.html"]
     assert doc.xpath('//section[@class="related"]//a/text()') == ["扬州的报道"]
+
+
+def test_an_article_page_lists_at_most_twenty_other_papers_of_a_story_reprinted_thirty_times(
+    tmp_path: Path, storage: Storage
+) -> None:
+    body = "".join(f"<p>南通港第{n}号码头今年吞吐量再创新高，集装箱航线增至{n + 40}条，港口经济持续向好。</p>"
+                   for n in range(6))
+    items = [make_item(n, html=body + f"<p>（文章来源：第{n}报）</p>") for n in range(30)]
+    request = StoryRequest(tuple(SignedItem(i.article_id, i.categories, T0, sign_item(i.title, i.html)) for i in items),
+                           threshold=0.5, window=timedelta(days=7), now=T0)
+    storage.apply_update([ItemChange("insert", i, "nt", i.content_hash) for i in items], None, stories=request)
+
+    publish_categories(storage, make_config(tmp_path))
+
+    for article_id in (items[0].article_id, items[-1].article_id):
+        links = page(tmp_path / "site" / "a" / f"{article_id}.html").xpath('//section[@class="related"]//a/@href')
+        assert len(links) == 20 and f"../a/{article_id}.html" not in links
 
 
 def test_retention_removes_old_items_from_feeds_pages_and_search_and_rewrites_sealed_archives_once(

@@ -296,9 +296,13 @@ def _writing(path: Path, name: str) -> Iterator[None]:
 
 
 def _story_page_links(storage: Storage, config: Config, item: Item) -> list[RelatedLink]:
-    """The other papers' articles on `item`'s story, for its article page ("其他报纸的报道")."""
+    """The other papers' articles on `item`'s story, for its article page ("其他报纸的报道"): the first
+    MEMBERS_SHOWN, as a feed entry's "同时刊登于" lists. All of them made a poll's pages quadratic in a
+    story's size (each of n pages read and listed n members: bench/bench_poll.py, README "Benchmarks")."""
+    from aggregator.storage.similar import MEMBERS_SHOWN
+
+    members = storage.story_members(item.article_id, limit=MEMBERS_SHOWN + 1)
     return [
         RelatedLink(article_id=member.article_id, title=member.title, medium=paper_name(member, config))
-        for member in storage.story_members(item.article_id)
-        if member.article_id != item.article_id
-    ]
+        for member in members if member.article_id != item.article_id
+    ][:MEMBERS_SHOWN]
