@@ -14,7 +14,7 @@ import dataclasses
 import functools
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -295,14 +295,13 @@ def _writing(path: Path, name: str) -> Iterator[None]:
         raise PublishError(name, f"publish: cannot write {path}") from e
 
 
-def _story_page_links(storage: Storage, config: Config, item: Item) -> list[RelatedLink]:
-    """The other papers' articles on `item`'s story, for its article page ("其他报纸的报道"): the first
-    MEMBERS_SHOWN, as a feed entry's "同时刊登于" lists. All of them made a poll's pages quadratic in a
-    story's size (each of n pages read and listed n members: bench/bench_poll.py, README "Benchmarks")."""
-    from aggregator.storage.similar import MEMBERS_SHOWN
-
-    members = storage.story_members(item.article_id, limit=MEMBERS_SHOWN + 1)
-    return [
-        RelatedLink(article_id=member.article_id, title=member.title, medium=paper_name(member, config))
-        for member in members if member.article_id != item.article_id
-    ][:MEMBERS_SHOWN]
+def _story_page_links(storage: Storage, config: Config, items: Sequence[Item]) -> dict[str, list[RelatedLink]]:
+    """The other papers' articles on each item's story, for its article page ("其他报纸的报道"): those among
+    the story's first members, as its feed entry's "同时刊登于" lists them. Read per batch of pages, and at
+    most MEMBERS_SHOWN per story: every member for every page made a poll's pages quadratic in a story's
+    size (bench/bench_poll.py, README "Benchmarks")."""
+    return {
+        article_id: [RelatedLink(article_id=member.article_id, title=member.title, medium=paper_name(member, config))
+                     for member in view.members if member.article_id != article_id]
+        for article_id, view in storage.stories_of([item.article_id for item in items]).items()
+    }

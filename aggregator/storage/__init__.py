@@ -134,9 +134,8 @@ class Storage(Protocol):
         """Place new items in stories (issue 14), in order, in ONE transaction; signed items are skipped."""
         ...
 
-    def story_members(self, article_id: str, *, limit: int | None = None) -> list[StoryMember]:
-        """The members of the item's story in joining order (representative first), the first `limit` of
-        them or all; [] for an item never signed."""
+    def story_members(self, article_id: str) -> list[StoryMember]:
+        """Every member of the item's story, representative first; [] for an item never signed."""
         ...
 
     def stories_of(self, article_ids: Collection[str]) -> dict[str, StoryView]:
@@ -364,10 +363,10 @@ class SqlStorage:
         with wrap_storage_errors("could not save stories"), self._write() as connection:
             return similar.assign_stories(connection, signed, threshold, window, now)
 
-    def story_members(self, article_id: str, *, limit: int | None = None) -> list[StoryMember]:
+    def story_members(self, article_id: str) -> list[StoryMember]:
         with wrap_storage_errors(f"could not read the story of item {article_id}"), self._read() as connection:
             story_id = similar.select_story_id(connection, article_id)
-            return [] if story_id is None else similar.select_story_members(connection, story_id, limit)
+            return [] if story_id is None else similar.select_story_members(connection, story_id)
 
     def stories_of(self, article_ids: Collection[str]) -> dict[str, StoryView]:
         with wrap_storage_errors("could not read stories"), self._read() as connection:

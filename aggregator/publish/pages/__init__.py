@@ -57,8 +57,8 @@ log = logging.getLogger("aggregator.publish")
 PAGES_VERSION = 1
 _CHUNK = 500
 
-#: same-story detection's hook: the other papers' articles on an item's story
-RelatedFinder = Callable[[Item], Sequence[RelatedLink]]
+#: same-story detection's hook: the other papers' articles on the stories of a batch of items, by article_id
+RelatedFinder = Callable[[Sequence[Item]], Mapping[str, Sequence[RelatedLink]]]
 
 
 def publish_pages(
@@ -129,13 +129,13 @@ class _PageWriter:
 
     def write_articles(self, items: Iterable[Item]) -> None:
         base_url = self.config.settings.base_url
-        for item in items:
-            if item.article_id in self._rendered:
-                continue
+        fresh = [item for item in items if item.article_id not in self._rendered]
+        related = self.related(fresh) if self.related is not None and fresh else {}
+        for item in fresh:
             self._rendered.add(item.article_id)
             links = [CategoryLink(name, self._title(name)) for name in sorted(item.categories)]
-            related = self.related(item) if self.related is not None else ()
-            page = render_article_page(item, links, base_url=base_url, zone=self.zone_of(item), also_carried_by=related)
+            page = render_article_page(item, links, base_url=base_url, zone=self.zone_of(item),
+                                       also_carried_by=related.get(item.article_id, ()))
             self.write(article_file(item.article_id), page)
             (self.output_dir / gone_file(item.article_id)).unlink(missing_ok=True)
 
