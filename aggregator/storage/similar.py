@@ -28,7 +28,13 @@ from sqlalchemy import (
 from aggregator.models import StoryCounts
 from aggregator.similar.clusters import StoredSignature, StoryMatch, best_match
 from aggregator.similar.signature import Signature
-from aggregator.storage.bands import CANDIDATES_PER_KEY, MAX_CANDIDATES, datetime_binder, find_stored_candidates
+from aggregator.storage.bands import (
+    CANDIDATES_PER_KEY,
+    MAX_CANDIDATES,
+    StoredCandidates,
+    datetime_binder,
+    find_stored_candidates,
+)
 from aggregator.storage.schema import (
     insert_ignoring_conflicts,
     item_categories,
@@ -40,6 +46,8 @@ from aggregator.storage.schema import (
     story_categories,
 )
 
+#: new items whose stored candidates are read in one lookup (a poll's items, or a large import's in slices)
+LOOKUP_BATCH = 256
 #: members of a story read for one published entry ("同时刊登于" lists at most these)
 MEMBERS_SHOWN = 20
 _CHUNK_SIZE = 500
@@ -120,7 +128,7 @@ def assign_stories(
 ) -> list[StoryAssignment]:
     """Place each item in the story of its most similar earlier item within `window`, or a new one.
 
-    Earlier batches are found through the band index, all the batch's keys in one lookup (bands.py);
+    Earlier batches are found through the band index, the keys of LOOKUP_BATCH items per lookup (bands.py);
     earlier items of this batch through the same keys in memory, in order, so an item can join a story
     an earlier item of the batch started. Everything is written at the end with one executemany per table.
     """
@@ -132,27 +140,34 @@ def assign_stories(
         if item.article_id not in done:  # signed already: a retried poll never moves an item
             done.add(item.article_id)
             todo.append(item)
-    stored = find_stored_candidates(
-        connection, (item.signature.band_keys for item in todo if item.signature.is_matchable), cutoff)
     batch = _Batch()
-    for item in todo:
-        signature = item.signature
-        candidates: list[StoredSignature] = []
-        if signature.is_matchable:
-            candidates = stored.candidates(signature.band_keys) + batch.candidates(signature.band_keys)
-        match = best_match(signature, candidates, threshold)
-        if match is None:
-            batch.start_story(item)
-        else:
-            if match.story_id not in batch.member_counts:
-                batch.member_counts[match.story_id] = stored.member_counts[match.story_id]
-            batch.join_story(item, match)
+    for begin in range(0, len(todo), LOOKUP_BATCH):  # slices keep a large import's lookup memory bounded
+        part = todo[begin : begin + LOOKUP_BATCH]
+        stored = find_stored_candidates(
+            connection, (item.signature.band_keys for item in part if item.signature.is_matchable), cutoff)
+        for item in part:
+            _place(item, stored, batch, threshold)
     batch.write(connection)
     categories = _story_categories(connection, {a.story_id for a in batch.assignments if a.is_merge})
     return [
         dataclasses.replace(a, story_categories=categories.get(a.story_id, frozenset())) if a.is_merge else a
         for a in batch.assignments
     ]
+
+
+def _place(item: SignedItem, stored: StoredCandidates, batch: _Batch, threshold: float) -> None:
+    """Into the story of the most similar earlier item, stored or of this batch, or a story of its own."""
+    signature = item.signature
+    candidates: list[StoredSignature] = []
+    if signature.is_matchable:
+        candidates = stored.candidates(signature.band_keys) + batch.candidates(signature.band_keys)
+    match = best_match(signature, candidates, threshold)
+    if match is None:
+        batch.start_story(item)
+        return
+    if match.story_id not in batch.member_counts:
+        batch.member_counts[match.story_id] = stored.member_counts[match.story_id]
+    batch.join_story(item, match)
 
 
 class _Batch:
