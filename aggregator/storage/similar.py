@@ -184,12 +184,15 @@ class _Batch:
         self.band_rows: list[tuple[int, datetime, str]] = []
         self.category_rows: set[tuple[str, str]] = set()
         #: band key → this batch's items with it, newest last, at most CANDIDATES_PER_KEY
-        self._by_key: dict[int, list[StoredSignature]] = {}
+        self._by_key: dict[int, list[str]] = {}
+        #: article_id → signature of this batch's matchable items
+        self._signed: dict[str, StoredSignature] = {}
 
     def candidates(self, band_keys: Iterable[int]) -> list[StoredSignature]:
         """This batch's items sharing a band key, those sharing the most first, at most MAX_CANDIDATES."""
-        shared = Counter(stored for key in set(band_keys) for stored in self._by_key.get(key, ()))
-        return [stored for stored, _ in shared.most_common(MAX_CANDIDATES)]
+        # counted by id: a record's generated __hash__ is Python code, a str caches its hash
+        shared = Counter(article_id for key in set(band_keys) for article_id in self._by_key.get(key, ()))
+        return [self._signed[article_id] for article_id, _ in shared.most_common(MAX_CANDIDATES)]
 
     def start_story(self, item: SignedItem) -> None:
         self.member_counts[item.article_id] = 0
@@ -213,10 +216,11 @@ class _Batch:
         if signature.is_matchable:
             stored = StoredSignature(item.article_id, story_id, member_index, item.seen_at, signature.sketch,
                                      signature.numbers)
+            self._signed[item.article_id] = stored
             for key in set(signature.band_keys):
                 self.band_rows.append((key, item.seen_at, item.article_id))
                 same_key = self._by_key.setdefault(key, [])
-                same_key.append(stored)
+                same_key.append(item.article_id)
                 del same_key[:-CANDIDATES_PER_KEY]
         self.category_rows.update((story_id, category) for category in item.categories)
         self.assignments.append(StoryAssignment(
