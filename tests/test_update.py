@@ -305,3 +305,25 @@ def test_a_poll_killed_by_a_failing_story_write_stores_nothing_and_the_next_poll
     stored = [item.article_id for item in storage.list_items(None, limit=10)]
     assert len(stored) == 2
     assert all(len(storage.story_members(article_id)) == 2 for article_id in stored)
+
+
+def test_a_reprint_in_another_category_republishes_the_category_of_the_story_it_joins(
+    storage: Storage, seed: Post, tmp_path: Path
+) -> None:
+    reprint = dataclasses.replace(
+        seed, link="http://finance.eastmoney.com/news/1345,202201242257999002.html",
+        html=seed.html.replace("（文章来源：南通日报）", "（文章来源：重庆日报）"))
+    fetcher = FakeFetcher()
+    fetcher.serve(ONE, rss("one", [seed]))
+    fetcher.serve("https://cqrb.example.cn/two.xml", rss("two", [reprint]))
+    lines = ["[settings]", 'interval = "10m"', "", "[categories.a]", 'title = "A"', "", "[categories.b]", 'title = "B"',
+             "", "[[sources]]", 'name = "one"', f'url = "{ONE}"', 'categories = ["a"]', "",
+             "[[sources]]", 'name = "two"', 'url = "https://cqrb.example.cn/two.xml"', 'categories = ["b"]']
+    config = parse_config("\n".join(lines), tmp_path / "feeds.toml", {})
+    first = Updater(config, storage, fetcher, clock=lambda: NOW)
+    [one] = asyncio.run(first.update_sources(config.sources[:1]))
+    later = Updater(config, storage, fetcher, clock=lambda: NOW + timedelta(hours=1))
+    [two] = asyncio.run(later.update_sources(config.sources[1:]))
+
+    assert (one.merged, one.changed_categories) == (0, {"a"})
+    assert (two.merged, two.changed_categories) == (1, {"a", "b"})
