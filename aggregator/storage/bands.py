@@ -34,27 +34,29 @@ _CHUNK_SIZE = 500
 class StoredCandidates:
     """What the band index holds for one batch of new items, as it was before the batch."""
 
-    #: band key → article ids of its newest rows in the window (at most CANDIDATES_PER_KEY)
-    hits: dict[int, list[str]]
+    #: an item's band keys → the ids of its MAX_CANDIDATES stored items sharing the most of them
+    ranked: dict[tuple[int, ...], list[str]]
     #: article_id → signature, for every item that is among some new item's MAX_CANDIDATES
     signatures: dict[str, StoredSignature]
     #: story_id → members stored, for the stories of those signatures
     member_counts: dict[str, int]
 
-    def candidates(self, band_keys: Sequence[int]) -> list[StoredSignature]:
-        """The stored items sharing the most band keys with `band_keys`, at most MAX_CANDIDATES."""
-        return [self.signatures[article_id] for article_id in _ranked(self.hits, band_keys)
+    def candidates(self, band_keys: tuple[int, ...]) -> list[StoredSignature]:
+        """The stored items sharing the most band keys with `band_keys` (an item of the batch), at most
+        MAX_CANDIDATES."""
+        return [self.signatures[article_id] for article_id in self.ranked.get(band_keys, ())
                 if article_id in self.signatures]
 
 
 def find_stored_candidates(
-    connection: Connection, band_keys_per_item: Iterable[Sequence[int]], cutoff: datetime
+    connection: Connection, band_keys_per_item: Iterable[tuple[int, ...]], cutoff: datetime
 ) -> StoredCandidates:
     """The stored candidates of every item of a batch (given by its band keys), seen at or after `cutoff`."""
     per_item = list(band_keys_per_item)
     keys = sorted({key for band_keys in per_item for key in band_keys})
     hits = _band_hits(connection, keys, cutoff) if keys else {}
-    wanted = sorted({article_id for band_keys in per_item for article_id in _ranked(hits, band_keys)})
+    ranked = {band_keys: _ranked(hits, band_keys) for band_keys in per_item}
+    wanted = sorted({article_id for ids in ranked.values() for article_id in ids})
     signatures: dict[str, StoredSignature] = {}
     member_counts: dict[str, int] = {}
     query = (
@@ -69,7 +71,7 @@ def find_stored_candidates(
             signatures[article_id] = StoredSignature(
                 article_id, story_id, member_index, seen_at, bytes(sketch), frozenset(numbers.split()))
             member_counts[story_id] = member_count
-    return StoredCandidates(hits, signatures, member_counts)
+    return StoredCandidates(ranked, signatures, member_counts)
 
 
 def _ranked(hits: dict[int, list[str]], band_keys: Sequence[int]) -> list[str]:
