@@ -47,7 +47,7 @@ from aggregator.storage.schema import (
 )
 
 #: new items whose stored candidates are read in one lookup (a poll's items, or a large import's in slices)
-LOOKUP_BATCH = 256
+LOOKUP_BATCH = 64
 #: members of a story read for one published entry ("同时刊登于" lists at most these)
 MEMBERS_SHOWN = 20
 _CHUNK_SIZE = 500
