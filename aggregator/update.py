@@ -4,7 +4,8 @@ The decisions live in the pure modules: schedule (the source's state machine: wh
 state and the outcome), items (identity, categories, completion, cleaning), dedupe (what to write).
 This module wires them and owns the one broad `except` around a source: a failing source is recorded
 as data (ErrorInfo, failures, backoff) and never stops the others (an item's failure is the item's:
-aggregator/isolation.py). CPU-heavy steps (parse, clean) run in an optional pool of worker processes
+aggregator/isolation.py). A poll's items, their stories (issue 14) and the source state are stored in one
+transaction. CPU-heavy steps (parse; clean and sign, in one call) run in an optional pool of worker processes
 (aggregator/workers.py) so a poll uses every core and one runaway or crashing document fails only its
 source; storage is read and written only here, in the event loop's thread, so writes are never concurrent.
 """
@@ -22,14 +23,15 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from aggregator import items, schedule
-from aggregator.config.load import Config, SourceConfig
+from aggregator.config.load import CleanRules, Config, SourceConfig
 from aggregator.errors import SourceError, StorageError
 from aggregator.fetch.client import Fetcher
 from aggregator.isolation import log_skipped
 from aggregator.models import (
     Candidate, Fetched, Item, ItemChange, NotModified, RawItem, SkippedItem, SourceState, UpdateOutcome,
 )
-from aggregator.storage import Storage
+from aggregator.similar.signature import Signature
+from aggregator.storage import Storage, StoryRequest
 from aggregator.workers import WorkerPool
 
 log = logging.getLogger("aggregator.update")
@@ -53,8 +55,6 @@ class _Stories:
     #: categories of the stories that grew: their feeds show the new member
     categories: frozenset[str]
 
-
-_NO_STORIES = _Stories(0, frozenset())
 
 
 def utc_now() -> datetime:
@@ -182,35 +182,39 @@ class Updater:
         for warning in parsed.warnings:
             log.warning("parse: source=%s %s", source.name, warning)
         skipped = list(parsed.found.skipped)
-        prepare = functools.partial(self._prepare, source, poll.now, skipped)
+        signatures: dict[str, Signature] = {}
+        prepare = functools.partial(self._prepare, source, poll.now, skipped, signatures)
         plan = await items.plan_writes(self.storage, parsed.found.candidates, poll.now, prepare)
         transition = schedule.after_response(
             poll.state, source.url, fetched, poll.now, self._timing(source), ttl_minutes=parsed.ttl_minutes,
             inserted=plan.count("insert"), updated=plan.count("update"),
         )
         state = transition.state.replace(skipped_items=_count_reasons(skipped))
-        refused = self.storage.apply_update(plan.writes, state, parsed.found.new_category_titles)
-        if refused:  # the store refused a row (a NUL in a URL on PostgreSQL): the item's failure only
-            skipped += [SkippedItem("storage", r.change.item.article_id, r.reason) for r in refused]
+        applied = self.storage.apply_update(
+            plan.writes, state, parsed.found.new_category_titles,
+            stories=self._story_request(plan.writes, signatures, poll.now),
+        )
+        if applied.refused:  # the store refused a row (a NUL in a URL on PostgreSQL): the item's failure only
+            skipped += [SkippedItem("storage", r.change.item.article_id, r.reason) for r in applied.refused]
             self.storage.save_source_state(state.replace(skipped_items=_count_reasons(skipped)))
         log_skipped(source.name, skipped)
-        plan = plan.without([r.change for r in refused], len(skipped) - len(parsed.found.skipped))
-        stories = await self._group_stories(source, plan.writes, poll.now)
+        plan = plan.without([r.change for r in applied.refused], len(skipped) - len(parsed.found.skipped))
+        merges = [assignment for assignment in applied.stories if assignment.is_merge]
+        stories = _Stories(len(merges), frozenset(category for merge in merges for category in merge.story_categories))
         return _report(poll, transition, fetch_seconds, plan=plan, skipped=len(skipped),
                        bytes_fetched=len(fetched.body), stories=stories)
 
-    async def _group_stories(self, source: SourceConfig, changes: Sequence[ItemChange], now: datetime) -> _Stories:
-        """Place the new items in stories (issue 14): how many joined an earlier item's story, and the
-        categories of the stories that grew (their entries list the new member, so they are republished)."""
+    def _story_request(
+        self, changes: Sequence[ItemChange], signatures: Mapping[str, Signature], now: datetime
+    ) -> StoryRequest | None:
+        """The new items to place in stories (issue 14), in the transaction that stores them. The stories
+        that grow are reported: their entries list the new member, so their categories are republished."""
         new_items = [change.item for change in changes if change.action == "insert"]
-        if not new_items or not self.config.settings.similar_detection:
-            return _NO_STORIES
-        from aggregator.similar.detect import place_in_stories, sign_items
+        if not new_items or not signatures:
+            return None
+        from aggregator.similar.detect import story_request
 
-        signatures = await self._run(source, sign_items, tuple((item.title, item.html) for item in new_items))
-        assignments = place_in_stories(self.storage, new_items, signatures, self.config.settings, now)
-        merges = [assignment for assignment in assignments if assignment.is_merge]
-        return _Stories(len(merges), frozenset(category for merge in merges for category in merge.story_categories))
+        return story_request(new_items, signatures, self.config.settings, now)
 
     async def _parse_pages(self, source: SourceConfig, first: Fetched) -> _Parsed:
         """Parse the fetched document, and for paginated html sources the further list pages too."""
@@ -233,10 +237,12 @@ class Updater:
         return media_by_slug(titles)
 
     async def _prepare(
-        self, source: SourceConfig, now: datetime, skipped: list[SkippedItem], candidates: Sequence[Candidate]
+        self, source: SourceConfig, now: datetime, skipped: list[SkippedItem], signatures: dict[str, Signature],
+        candidates: Sequence[Candidate],
     ) -> list[tuple[Candidate, Item]]:
-        """Complete the new or changed candidates' bodies (detail endpoints, article pages), then clean them;
-        the items that fail on the way are added to `skipped`."""
+        """Complete the new or changed candidates' bodies (detail endpoints, article pages), then clean them and,
+        with same-story detection on, sign them in the same worker call (into `signatures`); the items that
+        fail on the way are added to `skipped`."""
         if items.needs_completion(source):
             from aggregator.enrich import complete_items
 
@@ -244,9 +250,11 @@ class Updater:
             skipped += [raw for raw in raws if isinstance(raw, SkippedItem)]
             candidates = [items.completed(c, raw) for c, raw in zip(candidates, raws, strict=True)
                           if isinstance(raw, RawItem)]
-        built = await self._run(source, items.build_items, tuple(candidates), source.url, source.clean, now)
-        skipped += [item for item in built if isinstance(item, SkippedItem)]
-        return [(c, item) for c, item in zip(candidates, built, strict=True) if isinstance(item, Item)]
+        sign = self.config.settings.similar_detection
+        built = await self._run(source, _build_items, tuple(candidates), source.url, source.clean, now, sign)
+        skipped += [item for item in built.items if isinstance(item, SkippedItem)]
+        signatures.update(built.signatures)
+        return [(c, item) for c, item in zip(candidates, built.items, strict=True) if isinstance(item, Item)]
 
     def _record_failure(self, poll: _Poll, exc: Exception, stage: str, fetch_seconds: float) -> UpdateOutcome:
         transition = schedule.after_failure(
@@ -312,6 +320,28 @@ def _log_outcome(outcome: UpdateOutcome) -> None:
 # --- worker functions: module-level so a process pool can pickle them -------------------------------
 # They import the parser and the cleaner themselves: a pass that only gets 304s never loads them
 # (a fifth of `poll`'s start-up), and pool workers load them once each.
+
+
+@dataclass(frozen=True, slots=True)
+class _Built:
+    """What the worker returns from cleaning a batch of candidates."""
+
+    #: one per candidate, in order
+    items: list[Item | SkippedItem]
+    #: article_id → signature of each built item, when same-story detection is on (issue 14)
+    signatures: dict[str, Signature]
+
+
+def _build_items(
+    candidates: Sequence[Candidate], base_url: str, rules: CleanRules, now: datetime, sign: bool
+) -> _Built:
+    """Clean candidates into items and sign them (runs in a worker): one round trip to the pool, not two."""
+    built = items.build_items(candidates, base_url, rules, now)
+    if not sign:
+        return _Built(built, {})
+    from aggregator.similar.detect import sign_items
+
+    return _Built(built, sign_items([item for item in built if isinstance(item, Item)]))
 
 
 def _parse_candidates(fetched: Fetched, source: SourceConfig, timezone: str, taken: Mapping[str, str]) -> _Parsed:

@@ -43,7 +43,7 @@ START_TIMEOUT_SECONDS = 60.0
 #: what a worker imports before it says it is ready, so a document's budget never pays for imports
 PRELOAD_MODULES = (
     "aggregator.update", "aggregator.items", "aggregator.identity", "aggregator.categories", "pypinyin",
-    "aggregator.parse", "aggregator.clean",
+    "aggregator.parse", "aggregator.clean", "aggregator.similar.detect",
 )
 #: how often a worker checks that its parent is still alive
 PARENT_CHECK_SECONDS = 1.0

@@ -15,7 +15,8 @@ from aggregator.models import Item, ItemChange
 from aggregator.publish.run import publish_categories
 from aggregator.publish.pages import RelatedLink
 from aggregator.publish.page_layout import article_file
-from aggregator.storage import Storage
+from aggregator.similar.clusters import sign_item
+from aggregator.storage import SignedItem, Storage, StoryRequest
 
 T0 = datetime(2022, 1, 23, 16, 48, 9, tzinfo=UTC)
 
@@ -159,12 +160,30 @@ def test_the_same_story_hook_lists_the_other_papers(tmp_path: Path, storage: Sto
     config = make_config(tmp_path)
     store(storage, [make_item(1), make_item(2, "yangzhou")])
     publish_categories(storage, config, related=lambda items: {
-        item.article_id: [RelatedLink("NW202201240000000002", "扬州的报道", "扬州日报")]
-        for item in items if item.article_id == "NW202201240000000001"
-    })
+        "NW202201240000000001": [RelatedLink("NW202201240000000002", "扬州的报道", "扬州日报")]})
     doc = page(tmp_path / "site" / "a" / "NW202201240000000001.html")
     assert doc.xpath('//section[@class="related"]//a/@href') == ["../a/NW202201240000000002.html"]
     assert doc.xpath('//section[@class="related"]//a/text()') == ["扬州的报道"]
+
+
+def test_an_article_page_lists_the_other_papers_among_a_large_storys_first_twenty_members(
+    tmp_path: Path, storage: Storage
+) -> None:
+    body = "".join(f"<p>南通港第{n}号码头今年吞吐量再创新高，集装箱航线增至{n + 40}条，港口经济持续向好。</p>"
+                   for n in range(6))
+    items = [make_item(n, html=body + f"<p>（文章来源：第{n}报）</p>") for n in range(30)]
+    request = StoryRequest(tuple(SignedItem(i.article_id, i.categories, T0, sign_item(i.title, i.html)) for i in items),
+                           threshold=0.5, window=timedelta(days=7), now=T0)
+    storage.apply_update([ItemChange("insert", i, "nt", i.content_hash) for i in items], None, stories=request)
+
+    publish_categories(storage, make_config(tmp_path))
+
+    def related(item: Item) -> list[str]:
+        return page(tmp_path / "site" / "a" / f"{item.article_id}.html").xpath('//section[@class="related"]//a/@href')
+
+    first_twenty = [f"../a/{item.article_id}.html" for item in items[:20]]
+    assert related(items[0]) == first_twenty[1:]
+    assert related(items[-1]) == first_twenty
 
 
 def test_retention_removes_old_items_from_feeds_pages_and_search_and_rewrites_sealed_archives_once(

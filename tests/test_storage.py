@@ -542,7 +542,7 @@ def test_a_change_the_database_refuses_is_left_out_and_the_rest_of_the_poll_is_s
     good = make_item("NW1", now)
     naive = dataclasses.replace(make_item("NW2", now, categories=("yangzhou",)), updated=now.replace(tzinfo=None))
     state = SourceState(name="eastmoney-nantong", etag='"v2"', last_polled_at=now)
-    refused = storage.apply_update([change("insert", good), change("insert", naive)], state)
+    refused = storage.apply_update([change("insert", good), change("insert", naive)], state).refused
     assert [r.change.item.article_id for r in refused] == ["NW2"]
     assert refused[0].reason.startswith("store: ") and "naive datetime" in refused[0].reason
     assert storage.get_item("NW1") is not None and storage.get_item("NW2") is None

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta
 
 from aggregator.models import Item, ItemChange
 from aggregator.similar.clusters import sign_item
-from aggregator.storage import SignedItem, Storage, StoryCounts, open_storage
+from aggregator.storage import SignedItem, Storage, StoryCounts, StoryRequest, open_storage
 
 STORY = (
     "<p>农业农村部副部长邓小刚8日表示，近日国务院印发《“十四五”推进农业农村现代化规划》。规划提出，到2025年，"
@@ -108,3 +109,24 @@ def test_reopened_store_sees_the_same_stories(store_url: str, now: datetime) -> 
         assert store_and_sign(reopened, [make_item("NW3", STORY, later, "c")], later) == ["NW1"]
     finally:
         reopened.close()
+
+
+def test_items_and_their_stories_commit_together_and_a_refused_item_gets_no_story(
+    storage: Storage, now: datetime
+) -> None:
+    first = make_item("NW1", STORY, now, "a")
+    reprint = make_item("NW2", STORY + "<p>责任编辑：张伟</p>", now, "b")
+    refused = dataclasses.replace(make_item("NW3", STORY, now, "c"), updated=now.replace(tzinfo=None))
+    request = StoryRequest(
+        tuple(SignedItem(i.article_id, i.categories, now, sign_item(i.title, i.html)) for i in (first, refused, reprint)),
+        threshold=0.5, window=timedelta(days=7), now=now,
+    )
+
+    applied = storage.apply_update(
+        [ItemChange("insert", item, "src", "r") for item in (first, refused, reprint)], None, stories=request)
+
+    assert [r.change.item.article_id for r in applied.refused] == ["NW3"]
+    assert [(a.article_id, a.story_id) for a in applied.stories] == [("NW1", "NW1"), ("NW2", "NW1")]
+    assert applied.stories[1].story_categories == {"a", "b"}
+    assert [m.article_id for m in storage.story_members("NW2")] == ["NW1", "NW2"]
+    assert storage.story_members("NW3") == []

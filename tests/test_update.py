@@ -15,11 +15,13 @@ from pathlib import Path
 
 import feedparser
 import pytest
+import sqlalchemy.exc
 
 from sqlalchemy import update
 
 from aggregator import dedupe
 from aggregator.config.load import Config, parse_config
+from aggregator.errors import StorageError
 from aggregator.fetch.client import HttpFetcher
 from aggregator.models import Fetched, UpdateOutcome
 from aggregator.parse import parse
@@ -313,3 +315,58 @@ def test_item_links_lose_tracking_parameters_and_relative_body_urls_resolve_agai
     assert item.url == "https://news.example.cn/2022/01/a.html?id=7"
     assert '<a href="https://news.example.cn/2022/b.html">上一篇</a>' in item.html
     assert '<img src="https://news.example.cn/2022/01/pic.jpg">' in item.html
+
+
+# --- same story, many papers (issue 14): items and their stories commit together -------------------
+
+
+def test_a_poll_killed_by_a_failing_story_write_stores_nothing_and_the_next_poll_groups_every_item(
+    storage: Storage, seed: Post, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reprint = dataclasses.replace(
+        seed, title="重磅！" + seed.title, link="http://finance.eastmoney.com/news/1345,202201242257999001.html",
+        html=seed.html.replace("（文章来源：南通日报）", "（文章来源：泉州晚报）") + "<p>责任编辑：王芳</p>")
+    fetcher = FakeFetcher()
+    fetcher.serve(ONE, rss("one", [seed, reprint]))
+    config = _fake_config(tmp_path, [("one", ONE)])
+
+    def lost_connection(self: object, connection: object) -> None:
+        raise sqlalchemy.exc.OperationalError("INSERT INTO stories …", {}, ConnectionError("server closed the connection"))
+
+    with monkeypatch.context() as patch:
+        patch.setattr("aggregator.storage.similar._Batch.write", lost_connection)
+        with pytest.raises(StorageError):
+            _poll_fake(config, storage, fetcher)
+    # the failed story write took the poll's items and state with it: nothing stored without its story
+    assert storage.count_items() == 0
+    assert storage.get_source_state("one") is None
+    assert storage.owed_categories() == {}
+
+    [outcome] = _poll_fake(config, storage, fetcher)  # a restarted poll
+
+    assert (outcome.status, outcome.inserted, outcome.merged) == ("new", 2, 1)
+    stored = [item.article_id for item in storage.list_items(None, limit=10)]
+    assert len(stored) == 2
+    assert all(len(storage.story_members(article_id)) == 2 for article_id in stored)
+
+
+def test_a_reprint_in_another_category_republishes_the_category_of_the_story_it_joins(
+    storage: Storage, seed: Post, tmp_path: Path
+) -> None:
+    reprint = dataclasses.replace(
+        seed, link="http://finance.eastmoney.com/news/1345,202201242257999002.html",
+        html=seed.html.replace("（文章来源：南通日报）", "（文章来源：重庆日报）"))
+    fetcher = FakeFetcher()
+    fetcher.serve(ONE, rss("one", [seed]))
+    fetcher.serve("https://cqrb.example.cn/two.xml", rss("two", [reprint]))
+    lines = ["[settings]", 'interval = "10m"', "", "[categories.a]", 'title = "A"', "", "[categories.b]", 'title = "B"',
+             "", "[[sources]]", 'name = "one"', f'url = "{ONE}"', 'categories = ["a"]', "",
+             "[[sources]]", 'name = "two"', 'url = "https://cqrb.example.cn/two.xml"', 'categories = ["b"]']
+    config = parse_config("\n".join(lines), tmp_path / "feeds.toml", {})
+    first = Updater(config, storage, fetcher, clock=lambda: NOW)
+    [one] = asyncio.run(first.update_sources(config.sources[:1]))
+    later = Updater(config, storage, fetcher, clock=lambda: NOW + timedelta(hours=1))
+    [two] = asyncio.run(later.update_sources(config.sources[1:]))
+
+    assert (one.merged, one.changed_categories) == (0, {"a"})
+    assert (two.merged, two.changed_categories) == (1, {"a", "b"})

@@ -286,14 +286,12 @@ def _writing(path: Path, name: str) -> Iterator[None]:
 
 
 def _story_page_links(storage: Storage, config: Config, items: Sequence[Item]) -> dict[str, list[RelatedLink]]:
-    """The other papers' articles on each item's story, for its article page ("其他报纸的报道"); one
-    batch of statements for a chunk of pages, not a few per page."""
-    views = storage.stories_of([item.article_id for item in items], members_shown=None)
+    """The other papers' articles on each item's story, for its article page ("其他报纸的报道"): those among
+    the story's first members, as its feed entry's "同时刊登于" lists them. Read per batch of pages, and at
+    most MEMBERS_SHOWN per story: every member for every page made a poll's pages quadratic in a story's
+    size (bench/bench_poll.py, README "Benchmarks")."""
     return {
-        article_id: [
-            RelatedLink(article_id=member.article_id, title=member.title, medium=paper_name(member, config))
-            for member in view.members
-            if member.article_id != article_id
-        ]
-        for article_id, view in views.items()
+        article_id: [RelatedLink(article_id=member.article_id, title=member.title, medium=paper_name(member, config))
+                     for member in view.members if member.article_id != article_id]
+        for article_id, view in storage.stories_of([item.article_id for item in items]).items()
     }

@@ -11,7 +11,7 @@ codes, while a reprint keeps the figures of the story, however its paper trims i
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from aggregator.similar.signature import (
@@ -38,6 +38,11 @@ class StoredSignature:
     seen_at: datetime
     sketch: bytes
     numbers: frozenset[str]
+    #: the sketch unpacked, once: one stored item is compared with many new ones of a batch
+    hashes: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hashes", unpack_sketch(self.sketch))
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +90,7 @@ def best_match(signature: Signature, candidates: Iterable[StoredSignature], thre
     mine = unpack_sketch(signature.sketch)
     mine_set = frozenset(mine)
     for candidate in candidates:
-        similarity = similarity_of_sketches(mine, mine_set, unpack_sketch(candidate.sketch))
+        similarity = similarity_of_sketches(mine, mine_set, candidate.hashes)
         if similarity < threshold or not numbers_agree(signature.numbers, candidate.numbers):
             continue
         # highest similarity first, then the earliest seen, then the smallest id: a total order

@@ -150,14 +150,13 @@ def similarity_of_sketches(first: tuple[int, ...], first_set: frozenset[int], se
 
 
 def _densify(bins: list[int]) -> list[int]:
-    """Fill each empty bin from the next full bin to its right (circularly), shifted by the distance."""
+    """Fill each empty bin from the next full bin to its right (circularly), shifted by the distance.
+
+    Only the empty bins are visited (a 600-character item leaves about 5 of 128 empty)."""
     filled = list(bins)
-    # walking right to left, `next_full` is the nearest full bin to the right; past the last full
-    # bin, the first one seen again after wrapping around
-    next_full = next(index for index, value in enumerate(bins) if value != _EMPTY_BIN) + BINS
-    for index in range(BINS - 1, -1, -1):
-        if bins[index] != _EMPTY_BIN:
-            next_full = index
-        else:
-            filled[index] = (bins[next_full % BINS] + (next_full - index) * _ROTATION_STEP) & _HASH_MASK
+    for index in [index for index, value in enumerate(bins) if value == _EMPTY_BIN]:
+        distance = 1
+        while bins[(index + distance) % BINS] == _EMPTY_BIN:
+            distance += 1
+        filled[index] = (bins[(index + distance) % BINS] + distance * _ROTATION_STEP) & _HASH_MASK
     return filled

@@ -39,8 +39,9 @@ _TRAILING_BYLINE_RE = re.compile(r"(?:责任编辑|责编|编辑|校对|审核)[
 BOILERPLATE_WORDS = ("郑重声明", "风险提示", "免责声明", "特别提示", "文章中的观点仅代表作者")
 _BOILERPLATE_LINE_RE = re.compile(
     "^[^\n]*(?:" + "|".join(map(re.escape, BOILERPLATE_WORDS)) + ")[^\n]*$", re.MULTILINE)
-#: a decimal point between digits survives the punctuation pass as "d" (0.52 → 0d52)
-_DECIMAL_POINT_RE = re.compile(r"(\d)\.(?=\d)")
+#: a decimal point between digits survives the punctuation pass as "d" (0.52 → 0d52); a lookbehind, not a
+#: group: a replacement template with a group reference is expanded by Python code once per match
+_DECIMAL_POINT_RE = re.compile(r"(?<=\d)\.(?=\d)")
 #: everything but letters (Han included) and digits
 _NOT_TEXT_RE = re.compile(r"[\W_]+")
 #: numbers as a reader sees them, in the punctuation-free text: 0d52 (0.52), 1234
@@ -69,7 +70,7 @@ def story_text(title: str, html: str) -> str:
     if any(word in text for word in BOILERPLATE_WORDS):
         text = _BOILERPLATE_LINE_RE.sub("", text)
     if "." in text:
-        text = _DECIMAL_POINT_RE.sub(r"\1d", text)
+        text = _DECIMAL_POINT_RE.sub("d", text)
     return _NOT_TEXT_RE.sub("", text).lower()
 
 

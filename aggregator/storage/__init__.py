@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,11 +27,12 @@ from aggregator.storage.items import CategoryStats
 from aggregator.storage.lock import advisory_key, hold_advisory_lock, hold_file_lock
 from aggregator.storage.retention import Purged
 from aggregator.storage.search import SearchPage
-from aggregator.storage.similar import SignedItem, StoryAssignment, StoryMember, StoryView
+from aggregator.storage.similar import SignedItem, StoryAssignment, StoryMember, StoryRequest, StoryView
 
 __all__ = [
-    "CategoryStats", "Purged", "SearchPage", "SignedItem", "SqlStorage", "Storage", "StoryAssignment",
-    "StoryCounts", "StoryMember", "StoryView", "connect_storage", "open_storage", "wrap_storage_errors",
+    "AppliedUpdate", "CategoryStats", "Purged", "SearchPage", "SignedItem", "SqlStorage", "Storage",
+    "StoryAssignment", "StoryCounts", "StoryMember", "StoryRequest", "StoryView", "connect_storage", "open_storage",
+    "wrap_storage_errors",
 ]
 
 #: how long a SQLite statement waits for another connection's write lock before "database is locked"
@@ -40,6 +42,16 @@ PG_CONNECT_TIMEOUT_SECONDS = 10
 
 #: execution option marking a connection that will write (SQLite then begins IMMEDIATE)
 _WRITE_OPTION = "aggregator_write"
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedUpdate:
+    """What apply_update committed besides the changes themselves."""
+
+    #: changes the database refused (a NUL in a URL on PostgreSQL); the others were stored
+    refused: list[RejectedChange] = field(default_factory=list)
+    #: where each new item of the StoryRequest went, in its order (issue 14)
+    stories: list[StoryAssignment] = field(default_factory=list)
 
 
 class Storage(Protocol):
@@ -66,12 +78,14 @@ class Storage(Protocol):
     def get_stored_items(self, article_ids: Collection[str]) -> dict[str, StoredItem]: ...
 
     def apply_update(
-        self, changes: Sequence[ItemChange], state: SourceState | None, category_titles: Mapping[str, str] | None = None
-    ) -> list[RejectedChange]:
-        """Every change, the titles of the categories they create, the source state and the categories now
-        owed a publish in ONE transaction: a kill -9 never leaves half a poll. A category keeps the first
-        title it got. A change the database refuses (a NUL in a URL on PostgreSQL) is left out and
-        returned with the reason; the others are stored."""
+        self, changes: Sequence[ItemChange], state: SourceState | None, category_titles: Mapping[str, str] | None = None,
+        *, stories: StoryRequest | None = None,
+    ) -> AppliedUpdate:
+        """Every change, the titles of the categories they create, the new items' stories (`stories`), the
+        source state and the categories now owed a publish in ONE transaction: a kill -9 never leaves half
+        a poll, nor stored items without a story. A category keeps the first title it got. A change the
+        database refuses (a NUL in a URL on PostgreSQL) is left out, with its story, and returned with the
+        reason; the others are stored."""
         ...
 
     def owed_categories(self) -> dict[str, datetime]:
@@ -124,9 +138,9 @@ class Storage(Protocol):
         """Every member of the item's story, representative first; [] for an item never signed."""
         ...
 
-    def stories_of(self, article_ids: Collection[str], *, members_shown: int | None = 20) -> dict[str, StoryView]:
+    def stories_of(self, article_ids: Collection[str]) -> dict[str, StoryView]:
         """The stories of two or more members the given items belong to, by article_id, each with its
-        first `members_shown` members (None: all)."""
+        first members (storage/similar.py MEMBERS_SHOWN)."""
         ...
 
     def earlier_members_in(self, article_ids: Collection[str], category: str) -> set[str]:
@@ -246,8 +260,9 @@ class SqlStorage:
             return items.select_stored_items(connection, article_ids)
 
     def apply_update(
-        self, changes: Sequence[ItemChange], state: SourceState | None, category_titles: Mapping[str, str] | None = None
-    ) -> list[RejectedChange]:
+        self, changes: Sequence[ItemChange], state: SourceState | None, category_titles: Mapping[str, str] | None = None,
+        *, stories: StoryRequest | None = None,
+    ) -> AppliedUpdate:
         action = (
             "could not save a poll" if state is None else f"could not save the poll of source {state.name}"
         )
@@ -258,11 +273,12 @@ class SqlStorage:
                 if category_titles:
                     categories.insert_category_titles(connection, category_titles)
                 items.write_changes(connection, changes)
+                placed = _place_in_stories(connection, stories)
                 search_index.index_items(connection, [c.item.article_id for c in changes if c.is_published])
                 owed.owe_publish(connection, changes)
                 if state is not None:
                     sources.write_source_state(connection, state)
-            return []
+            return AppliedUpdate(stories=placed)
         except (exc.StatementError, ValueError):
             # not the environment (wrap_storage_errors made those StorageError): the data of one change
             # broke the batch. Write each change under a savepoint and leave out the ones refused.
@@ -279,11 +295,13 @@ class SqlStorage:
                 except (exc.StatementError, ValueError) as e:
                     rejected.append(RejectedChange(change, _refusal(e)))
             accepted = [c for c in changes if all(r.change is not c for r in rejected)]
+            refused_ids = {r.change.item.article_id for r in rejected}
+            placed = _place_in_stories(connection, stories.without(refused_ids) if stories else None)
             search_index.index_items(connection, [c.item.article_id for c in accepted if c.is_published])
             owed.owe_publish(connection, accepted)
             if state is not None:
                 sources.write_source_state(connection, state)
-        return rejected
+        return AppliedUpdate(rejected, placed)
 
     def owed_categories(self) -> dict[str, datetime]:
         with wrap_storage_errors("could not read the categories owed a publish"), self._read() as connection:
@@ -351,9 +369,9 @@ class SqlStorage:
             story_id = similar.select_story_id(connection, article_id)
             return [] if story_id is None else similar.select_story_members(connection, story_id)
 
-    def stories_of(self, article_ids: Collection[str], *, members_shown: int | None = 20) -> dict[str, StoryView]:
+    def stories_of(self, article_ids: Collection[str]) -> dict[str, StoryView]:
         with wrap_storage_errors("could not read stories"), self._read() as connection:
-            return similar.select_stories_of(connection, article_ids, members_shown)
+            return similar.select_stories_of(connection, article_ids)
 
     def earlier_members_in(self, article_ids: Collection[str], category: str) -> set[str]:
         with wrap_storage_errors("could not read stories"), self._read() as connection:
@@ -400,6 +418,12 @@ class SqlStorage:
                         self._write_key = advisory_key(connection, "write")
                     connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": self._write_key})
                 yield connection
+
+
+def _place_in_stories(connection: Connection, request: StoryRequest | None) -> list[StoryAssignment]:
+    if request is None or not request.signed:
+        return []
+    return similar.assign_stories(connection, request.signed, request.threshold, request.window, request.now)
 
 
 def _refusal(error: BaseException) -> str:

@@ -1,22 +1,22 @@
-"""Story queries: sign new items into stories through the band index, read stories back for publishing and ops.
+"""Stories in the store: place new items in stories through the band index, read stories back for publishing and ops.
 
-The decision of which story an item joins is clusters.best_match's; this module finds its candidates
-and writes the outcome down. A lookup reads at most CANDIDATES_PER_KEY rows per band key (the newest
-of the window), so its cost does not grow with the store, however common a band key becomes.
+The decision of which story an item joins is clusters.best_match's; bands.py finds the candidates of a
+whole batch at once, and this module writes the outcome down, in the caller's transaction: a poll's items
+and their stories are committed together (SqlStorage.apply_update), so a crash never leaves stored items
+without a story.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
     Connection,
-    Dialect,
     bindparam,
     case,
     delete,
@@ -28,8 +28,14 @@ from sqlalchemy import (
 from aggregator.models import StoryCounts
 from aggregator.similar.clusters import StoredSignature, StoryMatch, best_match
 from aggregator.similar.signature import Signature
+from aggregator.storage.bands import (
+    CANDIDATES_PER_KEY,
+    MAX_CANDIDATES,
+    StoredCandidates,
+    datetime_binder,
+    find_stored_candidates,
+)
 from aggregator.storage.schema import (
-    UtcDateTime,
     insert_ignoring_conflicts,
     item_categories,
     item_signatures,
@@ -40,11 +46,8 @@ from aggregator.storage.schema import (
     story_categories,
 )
 
-#: rows read per band key: the newest items of a key are the likeliest reprints of a new one
-CANDIDATES_PER_KEY = 4
-#: items compared per lookup, those sharing the most band keys: a story reprinted a hundred times
-#: (or a template) costs no more than a handful of comparisons
-MAX_CANDIDATES = 8
+#: new items whose stored candidates are read in one lookup (a poll's items, or a large import's in slices)
+LOOKUP_BATCH = 64
 #: members of a story read for one published entry ("同时刊登于" lists at most these)
 MEMBERS_SHOWN = 20
 _CHUNK_SIZE = 500
@@ -105,39 +108,66 @@ class StoryView:
     members: tuple[StoryMember, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class StoryRequest:
+    """New items to place in stories in the transaction that stores them (issue 14), and how."""
+
+    signed: tuple[SignedItem, ...]
+    threshold: float
+    #: how far back a new item's candidates may have been seen
+    window: timedelta
+    now: datetime
+
+    def without(self, article_ids: Collection[str]) -> StoryRequest:
+        """The request without the given items (the store refused them)."""
+        return dataclasses.replace(self, signed=tuple(s for s in self.signed if s.article_id not in article_ids))
+
+
 def assign_stories(
     connection: Connection, signed: Sequence[SignedItem], threshold: float, window: timedelta, now: datetime
 ) -> list[StoryAssignment]:
     """Place each item in the story of its most similar earlier item within `window`, or a new one.
 
-    Earlier batches are found through the band index, earlier items of this batch through the same
-    keys in memory; everything is written at the end with one executemany per table.
+    Earlier batches are found through the band index, the keys of LOOKUP_BATCH items per lookup (bands.py);
+    earlier items of this batch through the same keys in memory, in order, so an item can join a story
+    an earlier item of the batch started. Everything is written at the end with one executemany per table.
     """
     cutoff = now - window
     connection.execute(delete(signature_bands).where(signature_bands.c.seen_at < cutoff))
     done = _signed_ids(connection, [item.article_id for item in signed])
-    batch = _Batch()
+    todo: list[SignedItem] = []
     for item in signed:
-        if item.article_id in done:  # signed already: a retried poll never moves an item
-            continue
-        done.add(item.article_id)
-        signature = item.signature
-        candidates: list[StoredSignature] = []
-        if signature.is_matchable:
-            candidates = _candidates(connection, signature.band_keys, cutoff) + batch.candidates(signature.band_keys)
-        match = best_match(signature, candidates, threshold)
-        if match is None:
-            batch.start_story(item)
-        else:
-            if match.story_id not in batch.member_counts:
-                batch.member_counts[match.story_id] = _member_count(connection, match.story_id)
-            batch.join_story(item, match)
+        if item.article_id not in done:  # signed already: a retried poll never moves an item
+            done.add(item.article_id)
+            todo.append(item)
+    batch = _Batch()
+    for begin in range(0, len(todo), LOOKUP_BATCH):  # slices keep a large import's lookup memory bounded
+        part = todo[begin : begin + LOOKUP_BATCH]
+        stored = find_stored_candidates(
+            connection, (item.signature.band_keys for item in part if item.signature.is_matchable), cutoff)
+        for item in part:
+            _place(item, stored, batch, threshold)
     batch.write(connection)
     categories = _story_categories(connection, {a.story_id for a in batch.assignments if a.is_merge})
     return [
         dataclasses.replace(a, story_categories=categories.get(a.story_id, frozenset())) if a.is_merge else a
         for a in batch.assignments
     ]
+
+
+def _place(item: SignedItem, stored: StoredCandidates, batch: _Batch, threshold: float) -> None:
+    """Into the story of the most similar earlier item, stored or of this batch, or a story of its own."""
+    signature = item.signature
+    candidates: list[StoredSignature] = []
+    if signature.is_matchable:
+        candidates = stored.candidates(signature.band_keys) + batch.candidates(signature.band_keys)
+    match = best_match(signature, candidates, threshold)
+    if match is None:
+        batch.start_story(item)
+        return
+    if match.story_id not in batch.member_counts:
+        batch.member_counts[match.story_id] = stored.member_counts[match.story_id]
+    batch.join_story(item, match)
 
 
 class _Batch:
@@ -154,12 +184,15 @@ class _Batch:
         self.band_rows: list[tuple[int, datetime, str]] = []
         self.category_rows: set[tuple[str, str]] = set()
         #: band key → this batch's items with it, newest last, at most CANDIDATES_PER_KEY
-        self._by_key: dict[int, list[StoredSignature]] = {}
+        self._by_key: dict[int, list[str]] = {}
+        #: article_id → signature of this batch's matchable items
+        self._signed: dict[str, StoredSignature] = {}
 
     def candidates(self, band_keys: Iterable[int]) -> list[StoredSignature]:
         """This batch's items sharing a band key, those sharing the most first, at most MAX_CANDIDATES."""
-        shared = Counter(stored for key in set(band_keys) for stored in self._by_key.get(key, ()))
-        return [stored for stored, _ in shared.most_common(MAX_CANDIDATES)]
+        # counted by id: a record's generated __hash__ is Python code, a str caches its hash
+        shared = Counter(article_id for key in set(band_keys) for article_id in self._by_key.get(key, ()))
+        return [self._signed[article_id] for article_id, _ in shared.most_common(MAX_CANDIDATES)]
 
     def start_story(self, item: SignedItem) -> None:
         self.member_counts[item.article_id] = 0
@@ -183,10 +216,11 @@ class _Batch:
         if signature.is_matchable:
             stored = StoredSignature(item.article_id, story_id, member_index, item.seen_at, signature.sketch,
                                      signature.numbers)
+            self._signed[item.article_id] = stored
             for key in set(signature.band_keys):
                 self.band_rows.append((key, item.seen_at, item.article_id))
                 same_key = self._by_key.setdefault(key, [])
-                same_key.append(stored)
+                same_key.append(item.article_id)
                 del same_key[:-CANDIDATES_PER_KEY]
         self.category_rows.update((story_id, category) for category in item.categories)
         self.assignments.append(StoryAssignment(
@@ -218,7 +252,7 @@ def _insert_bands(connection: Connection, rows: Sequence[tuple[int, datetime, st
     """Band rows through the driver: 32 rows per item made SQLAlchemy's per-row type processing cost
     more than the insert itself (bench/bench_similar.py)."""
     dialect = connection.dialect
-    bind = UtcDateTime().dialect_impl(dialect).bind_processor(dialect) or _unchanged
+    bind = datetime_binder(dialect)
     place = "?" if dialect.paramstyle == "qmark" else "%s"
     bound: dict[datetime, Any] = {}
     values = [(key, bound[seen_at] if seen_at in bound else bound.setdefault(seen_at, bind(seen_at)), article_id)
@@ -226,11 +260,6 @@ def _insert_bands(connection: Connection, rows: Sequence[tuple[int, datetime, st
     connection.exec_driver_sql(
         f"INSERT INTO signature_bands (band_key, seen_at, article_id) VALUES ({place}, {place}, {place})", values
     )
-
-
-def _member_count(connection: Connection, story_id: str) -> int:
-    query = select(stories.c.member_count).where(stories.c.story_id == story_id)
-    return int(connection.execute(query).scalar_one())
 
 
 def _story_categories(connection: Connection, story_ids: Collection[str]) -> dict[str, frozenset[str]]:
@@ -242,65 +271,6 @@ def _story_categories(connection: Connection, story_ids: Collection[str]) -> dic
         for story_id, category in connection.execute(query):
             grouped.setdefault(story_id, set()).add(category)
     return {story_id: frozenset(categories) for story_id, categories in grouped.items()}
-
-
-def _candidates(connection: Connection, band_keys: Sequence[int], cutoff: datetime) -> list[StoredSignature]:
-    """The signed items of the window sharing a band key, at most CANDIDATES_PER_KEY per key."""
-    dialect = connection.dialect
-    sql, bind_cutoff, read_seen_at = _candidates_statement(dialect, len(band_keys))
-    parameters: Any
-    if dialect.paramstyle == "qmark":
-        parameters = (bind_cutoff(cutoff), *band_keys)
-    else:
-        parameters = {"cutoff": bind_cutoff(cutoff), **{f"k{band}": key for band, key in enumerate(band_keys)}}
-    return [
-        StoredSignature(article_id, story_id, member_index, read_seen_at(seen_at), bytes(sketch),
-                        frozenset(numbers.split()))
-        for article_id, story_id, member_index, seen_at, sketch, numbers in connection.exec_driver_sql(sql, parameters)
-    ]
-
-
-_Statement = tuple[str, Callable[[Any], Any], Callable[[Any], Any]]
-#: built statements by backend name and key count (a few per process)
-_STATEMENTS: dict[tuple[str, int], _Statement] = {}
-
-
-def _candidates_statement(dialect: Dialect, key_count: int) -> _Statement:
-    """The lookup as driver SQL for this backend, with the converters of its one datetime in and out.
-
-    One statement for all keys: the per-key lookups, each the newest CANDIDATES_PER_KEY rows of the key
-    (in the primary key's order), counted per item; the MAX_CANDIDATES items sharing the most keys (the
-    likeliest to be the most similar, as LSH goes) come back with their signatures. It is handed to the driver
-    as it is: as a Core construct SQLAlchemy spent ~2 ms per lookup building and binding it, ten times
-    what SQLite spends running it (bench/bench_similar.py). A derived table needs its alias in
-    PostgreSQL; SQLite refuses parentheses around a compound member, hence the derived tables.
-    """
-    found = _STATEMENTS.get((dialect.name, key_count))
-    if found is not None:
-        return found
-    if dialect.paramstyle == "qmark":  # sqlite3: ?1 is the cutoff, ?2… the keys
-        cutoff, keys = "?1", [f"?{band + 2}" for band in range(key_count)]
-    else:  # psycopg: pyformat
-        cutoff, keys = "%(cutoff)s", [f"%(k{band})s" for band in range(key_count)]
-    lookups = " UNION ALL ".join(
-        f"SELECT article_id FROM (SELECT article_id FROM signature_bands WHERE band_key = {key} "
-        f"AND seen_at >= {cutoff} ORDER BY seen_at DESC LIMIT {CANDIDATES_PER_KEY}) AS b{band}"
-        for band, key in enumerate(keys)
-    )
-    sql = ("SELECT s.article_id, s.story_id, s.member_index, s.seen_at, s.sketch, s.numbers FROM "
-           f"(SELECT article_id, count(*) AS shared FROM ({lookups}) AS hits GROUP BY article_id "
-           f"ORDER BY shared DESC, article_id LIMIT {MAX_CANDIDATES}) AS c "
-           "JOIN item_signatures AS s ON s.article_id = c.article_id")
-    # the type as this backend runs it: SQLite's text ⇄ datetime, then UtcDateTime's own step
-    moment = UtcDateTime().dialect_impl(dialect)
-    bind = moment.bind_processor(dialect) or _unchanged
-    read = moment.result_processor(dialect, None) or _unchanged
-    found = _STATEMENTS[(dialect.name, key_count)] = (sql, bind, read)
-    return found
-
-
-def _unchanged(value: Any) -> Any:
-    return value
 
 
 def _signed_ids(connection: Connection, article_ids: Collection[str]) -> set[str]:
@@ -359,11 +329,9 @@ def select_story_id(connection: Connection, article_id: str) -> str | None:
     return found
 
 
-def select_stories_of(
-    connection: Connection, article_ids: Collection[str], members_shown: int | None = MEMBERS_SHOWN
-) -> dict[str, StoryView]:
+def select_stories_of(connection: Connection, article_ids: Collection[str]) -> dict[str, StoryView]:
     """The stories of more than one member that the given items belong to, by article_id, each with
-    its first `members_shown` members (None: all)."""
+    its first MEMBERS_SHOWN members."""
     story_of: dict[str, str] = {}
     ordered = sorted(set(article_ids))
     for begin in range(0, len(ordered), _CHUNK_SIZE):
@@ -374,7 +342,7 @@ def select_stories_of(
         )
         story_of.update((article_id, story_id) for article_id, story_id in connection.execute(query))
     story_ids = sorted(set(story_of.values()))
-    members = select_members_of_stories(connection, story_ids, members_shown)
+    members = select_members_of_stories(connection, story_ids, MEMBERS_SHOWN)
     views: dict[str, StoryView] = {}
     for begin in range(0, len(story_ids), _CHUNK_SIZE):
         counts = select(stories.c.story_id, stories.c.member_count, stories.c.updated).where(

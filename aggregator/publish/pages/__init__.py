@@ -57,8 +57,7 @@ log = logging.getLogger("aggregator.publish")
 PAGES_VERSION = 1
 _CHUNK = 500
 
-#: same-story detection's hook: the other papers' articles on each item's story, by article_id (items
-#: in no story of two or more may be left out); called once per chunk of pages
+#: same-story detection's hook: the other papers' articles on the stories of a batch of items, by article_id
 RelatedFinder = Callable[[Sequence[Item]], Mapping[str, Sequence[RelatedLink]]]
 
 
@@ -133,8 +132,6 @@ class _PageWriter:
         fresh = [item for item in items if item.article_id not in self._rendered]
         related = self.related(fresh) if self.related is not None and fresh else {}
         for item in fresh:
-            if item.article_id in self._rendered:  # listed twice in one batch
-                continue
             self._rendered.add(item.article_id)
             links = [CategoryLink(name, self._title(name)) for name in sorted(item.categories)]
             page = render_article_page(item, links, base_url=base_url, zone=self.zone_of(item),
