@@ -15,8 +15,6 @@ from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import lxml.html
-from lxml import etree
 from sqlalchemy import BigInteger, Column, Connection, Integer, MetaData, String, Table, Text, bindparam, text
 
 #: 2²¹ positions share one listing second before ranks could collide (ties beyond are not expected)
@@ -47,6 +45,10 @@ def plain_text(html: str) -> str:
     """The text of an HTML fragment, whitespace collapsed."""
     if not html.strip():
         return ""
+    # imported here: a poll of 304s, which indexes nothing, never loads lxml (~60 ms of start-up)
+    import lxml.html
+    from lxml import etree
+
     try:
         root = lxml.html.fragment_fromstring(html, create_parent="div")
     except (etree.ParserError, ValueError):
