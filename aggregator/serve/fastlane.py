@@ -2,9 +2,9 @@
 
 uvicorn builds an ASGI scope, starts a task and validates every header of every response; for a
 published file that is most of the cost of a request (`bench/bench_serve.py`), while the answer
-itself is ready-made per file version (aggregator/prepared.py). So each connection starts here:
+itself is ready-made per file version (prepared.py). So each connection starts here:
 httptools parses one request head at a time, and a GET or HEAD without a body of a path that
-serve.py's `FeedApp.prepared_file` knows is answered at once with one write of the prepared header lines
+app.py's `FeedApp.prepared_file` knows is answered at once with one write of the prepared header lines
 and body. The first request that is anything else (another method, a body, a dynamic route, a
 404, an upgrade, an encoded or absolute-form target, a head httptools rejects) is handed with
 every byte from its first on to uvicorn's own httptools protocol, which owns the connection from

@@ -5,7 +5,7 @@ or none when the cache may trust a version checked within the last `recheck_afte
 lists of the 200 and 304 answers, plain and gzip, are built when a version is first seen, never per
 request. Versions are keyed by (inode, mtime, size): publish replaces files atomically (a new
 inode), so a changed file is always a new key, and each version is read from one open handle, so
-a concurrent replace can never mix two versions. No business logic: serve.py decides routes,
+a concurrent replace can never mix two versions. No business logic: app.py decides routes,
 freshness and which variant a request gets.
 """
 
@@ -46,7 +46,7 @@ class Variant:
     start_200: Message
     start_304: Message
     body: Message
-    #: the same header lists as HTTP/1.1 lines (`name: value\r\n` each), for aggregator/fastlane.py
+    #: the same header lists as HTTP/1.1 lines (`name: value\r\n` each), for fastlane.py
     head_200: bytes
     head_304: bytes
     empty_body: Message = field(default_factory=lambda: {"type": "http.response.body", "body": b""})

@@ -38,7 +38,7 @@ MAX_TRACKED_CLIENTS = 10_000
 _HTML = b"text/html; charset=utf-8"
 _JSON = b"application/json; charset=utf-8"
 _URL_CHARACTERS = ":/?#[]@!$&'()*+,;=%~"
-#: the ASGI shapes (aggregator/serve.py names them too; this module is imported by it, not the reverse)
+#: the ASGI shapes (serve/app.py names them too; this module is imported by it, not the reverse)
 _Scope = MutableMapping[str, Any]
 _Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
