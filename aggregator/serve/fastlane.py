@@ -11,7 +11,7 @@ every byte from its first on to uvicorn's own httptools protocol, which owns the
 then on, so the dynamic routes, error answers and ASGI details stay exactly uvicorn's. A response
 is byte for byte what uvicorn writes for the same ASGI messages: its status line, its `date`,
 the app's headers in order, `connection: close` when the connection ends (HTTP/1.0 too, as
-uvicorn does). No business logic: serve.py decides routes, variants and 304s.
+uvicorn does). No business logic: app.py decides routes, variants and 304s.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ _END = b"\r\n"
 
 
 class PreparedFiles(Protocol):
-    """What the fast lane asks of the app (serve.py's FeedApp)."""
+    """What the fast lane asks of the app (app.py's FeedApp)."""
 
     def prepared_file(self, raw_path: str, accept_encoding: bytes | None, if_none_match: bytes | None,
                       if_modified_since: bytes | None) -> tuple[Variant, bool] | None: ...
