@@ -291,36 +291,48 @@ def select_story_members(connection: Connection, story_id: str) -> list[StoryMem
 def select_members_of_stories(
     connection: Connection, story_ids: Collection[str], limit: int | None = None
 ) -> dict[str, list[StoryMember]]:
-    """Each story's first `limit` members (None: all) in joining order: a few statements per
-    _CHUNK_SIZE stories, not per story (a feed page shows hundreds of stories)."""
-    members: dict[str, list[StoryMember]] = {}
+    """Each story's first `limit` members (None: all) in joining order.
+
+    Stories of at most `limit` members are read together, a few statements per _CHUNK_SIZE stories (a
+    feed page shows hundreds); a larger story is read on its own with a LIMIT, so one reprinted
+    thousands of times costs `limit` rows, never all of its members.
+    """
     ordered = sorted(set(story_ids))
-    query = (
-        select(
-            item_signatures.c.article_id, item_signatures.c.story_id, item_signatures.c.member_index,
-            items.c.title, items.c.url, item_signatures.c.seen_at, item_signatures.c.matched_id,
-            item_signatures.c.similarity,
-        )
-        .join(items, items.c.article_id == item_signatures.c.article_id)
-        .where(item_signatures.c.story_id.in_(bindparam("ids", expanding=True)))
-        .order_by(item_signatures.c.story_id, item_signatures.c.member_index)
-    )
-    for begin in range(0, len(ordered), _CHUNK_SIZE):
-        rows = list(connection.execute(query, {"ids": ordered[begin : begin + _CHUNK_SIZE]}))
-        taken: Counter[str] = Counter()
-        kept = []
-        for row in rows:  # ordered by story, then joining order: a story's first `limit` rows
-            taken[row[1]] += 1
-            if limit is None or taken[row[1]] <= limit:
-                kept.append(row)
-        ids = [row[0] for row in kept]
+    columns = select(
+        item_signatures.c.article_id, item_signatures.c.story_id, item_signatures.c.member_index,
+        items.c.title, items.c.url, item_signatures.c.seen_at, item_signatures.c.matched_id,
+        item_signatures.c.similarity,
+    ).join(items, items.c.article_id == item_signatures.c.article_id)
+    together = columns.where(item_signatures.c.story_id.in_(bindparam("ids", expanding=True)))
+    large = set() if limit is None else _stories_larger_than(connection, ordered, limit)
+    rows: list[Any] = []
+    small = [story_id for story_id in ordered if story_id not in large]
+    for begin in range(0, len(small), _CHUNK_SIZE):
+        rows += connection.execute(together, {"ids": small[begin : begin + _CHUNK_SIZE]})
+    for story_id in sorted(large):
+        rows += connection.execute(
+            columns.where(item_signatures.c.story_id == story_id).order_by(item_signatures.c.member_index).limit(limit))
+    rows.sort(key=lambda row: (row[1], row[2]))
+    members: dict[str, list[StoryMember]] = {}
+    for begin in range(0, len(rows), _CHUNK_SIZE):
+        part = rows[begin : begin + _CHUNK_SIZE]
+        ids = [row[0] for row in part]
         categories = _grouped(connection, item_categories.c.category, ids)
         sources = _grouped(connection, item_sources.c.source, ids)
-        for article_id, story, index, title, url, seen_at, matched_id, similarity in kept:
+        for article_id, story, index, title, url, seen_at, matched_id, similarity in part:
             members.setdefault(story, []).append(StoryMember(
                 article_id, story, index, title, url, frozenset(categories.get(article_id, ())),
                 frozenset(sources.get(article_id, ())), seen_at, matched_id, similarity))
     return members
+
+
+def _stories_larger_than(connection: Connection, story_ids: Sequence[str], limit: int) -> set[str]:
+    large: set[str] = set()
+    for begin in range(0, len(story_ids), _CHUNK_SIZE):
+        query = select(stories.c.story_id).where(
+            stories.c.story_id.in_(story_ids[begin : begin + _CHUNK_SIZE]), stories.c.member_count > limit)
+        large.update(connection.execute(query).scalars())
+    return large
 
 
 def select_story_id(connection: Connection, article_id: str) -> str | None:
