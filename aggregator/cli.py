@@ -270,10 +270,9 @@ def _publish_after_poll(config: Config, storage: Storage, outcomes: Sequence[Upd
         from aggregator.publish.run import publish_categories
 
         return publish_categories(storage, config, None if first else changed)
-    if config.settings.websub_hub:
-        from aggregator.publish.websub import retry_pending_pings
+    from aggregator.publish.websub import retry_pending_pings
 
-        retry_pending_pings(output_dir_of(config), config.settings)
+    retry_pending_pings(output_dir_of(config), config.settings)
     return []
 
 
