@@ -141,8 +141,16 @@ class Updater:
             return outcome
 
         self._unchanged_states = []
+        polls = [asyncio.ensure_future(one(source)) for source in sources]
         try:
-            return list(await asyncio.gather(*(one(source) for source in sources)))
+            return list(await asyncio.gather(*polls))
+        except StorageError:
+            # the store failed: the other polls fail on it too; stop them here, so no task is left
+            # to die unobserved at the event loop's shutdown (a traceback instead of one message)
+            for poll in polls:
+                poll.cancel()
+            await asyncio.gather(*polls, return_exceptions=True)
+            raise
         finally:
             unchanged, self._unchanged_states = self._unchanged_states, None
             self.storage.save_source_states(unchanged)
