@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.exc import StatementError
 
 from aggregator.errors import StorageError
@@ -284,6 +285,46 @@ def test_counts_category_stats_and_items_per_source(storage: Storage, now: datet
     assert storage.items_per_source() == {"s1": 2, "s2": 1}
 
 
+def counted_by_scanning(storage: Storage) -> dict[str, CategoryStats]:
+    """The category statistics as a scan of every membership computes them: the oracle of the kept counts."""
+    with storage._engine.connect() as connection:  # type: ignore[attr-defined]
+        rows = connection.execute(text(
+            "SELECT c.category, count(*), max(i.updated) FROM item_categories c"
+            " JOIN items i ON i.article_id = c.article_id GROUP BY c.category"))
+        return {category: CategoryStats(category, count, parse_stored_time(updated))
+                for category, count, updated in rows}
+
+
+def parse_stored_time(value: datetime | str) -> datetime:
+    """A raw `updated` as the driver returns it (SQLite: text) as an aware UTC datetime."""
+    parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def test_category_stats_are_kept_through_inserts_updates_links_and_purges(storage: Storage, now: datetime) -> None:
+    """Kept per write, never counted by a scan of the memberships (which grew with the store)."""
+    day = timedelta(days=1)
+    storage.apply_update([
+        change("insert", make_item(f"NW{n}", now - n * day, categories=("a", "b") if n % 2 else ("a",),
+                                   published=now - n * day))
+        for n in range(1, 7)
+    ], None)
+    assert storage.category_stats() == counted_by_scanning(storage)
+    assert storage.category_stats()["a"] == CategoryStats("a", 6, now - day)
+
+    storage.apply_update([change("update", make_item("NW4", now + day, categories=("a",), content_hash="c2"))], None)
+    storage.apply_update([change("link", make_item("NW6", now, categories=("c",), sources=("s2",)), "r2")], None)
+    assert storage.category_stats() == counted_by_scanning(storage)
+    assert storage.category_stats()["a"].last_updated == now + day
+    assert storage.category_stats()["c"] == CategoryStats("c", 1, now - 6 * day)  # NW6's stored date
+
+    purged = storage.purge_items_before(now - 4 * day + timedelta(hours=1))
+    assert set(purged.article_ids) == {"NW4", "NW5", "NW6"}
+    assert storage.category_stats() == counted_by_scanning(storage)
+    assert "c" not in storage.category_stats()
+    assert storage.category_stats()["a"] == CategoryStats("a", 3, now - day)
+
+
 def test_source_state_round_trips_every_field_as_aware_utc(storage: Storage, now: datetime) -> None:
     shanghai = timezone(timedelta(hours=8))
     error_at = datetime(2026, 11, 24, 13, 0, tzinfo=shanghai)
@@ -459,6 +500,7 @@ def test_postgresql_store_lives_in_the_schema_named_by_its_url(
                 (schema,),
             ).fetchall()
     assert [name for (name,) in tables] == [
+        "category_stats",
         "category_titles",
         "cluster_config",
         "cluster_leases",

@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, Connection, Integer, MetaData, Table, inspect
+from sqlalchemy import Column, Connection, Integer, MetaData, Table, inspect, text
 
 from aggregator.errors import StorageError
 from aggregator.storage import SqlStorage, connect_storage, open_storage
@@ -54,6 +54,7 @@ def test_new_store_is_created_at_the_current_version(store_url: str) -> None:
         )
         assert table_names(store) == {
             "schema_version", "sources", "items", "item_categories", "item_sources", "category_titles", *search_tables,
+            "category_stats",
             "item_signatures", "signature_bands", "stories", "story_categories",
             "publish_owed", "publish_claims", "workers", "cluster_leases", "cluster_config", "host_pace",
             "host_slots", "published_documents",
@@ -148,3 +149,23 @@ def test_sqlite_search_index_merges_sixteen_segments_at_a_time(tmp_path: Path) -
         assert automerge == 16
     finally:
         store.close()
+
+
+def test_store_of_the_previous_version_gets_its_category_stats_counted(
+    raw_store: SqlStorage, store_url: str, now: datetime
+) -> None:
+    """The version before category_stats is today's schema without the table: its items are counted once."""
+    from tests.test_storage import counted_by_scanning
+
+    raw_store.migrate(MIGRATIONS)
+    raw_store.apply_update([change("insert", make_item(f"NW{n}", now)) for n in range(3)], None)
+    with raw_store._engine.begin() as connection:
+        connection.execute(text("DROP TABLE category_stats"))
+        connection.execute(text(f"UPDATE schema_version SET version = {len(MIGRATIONS) - 1}"))
+
+    reopened = open_storage(store_url)
+    try:
+        assert reopened.category_stats() == counted_by_scanning(reopened)
+        assert reopened.category_stats()["nantongribao"].item_count == 3
+    finally:
+        reopened.close()

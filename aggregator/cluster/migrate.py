@@ -1,7 +1,7 @@
 """`aggregator migrate --to postgresql://…`: copy a SQLite store into PostgreSQL, with progress and a verification count.
 
 Copied table by table in primary-key order and in batches, each batch one transaction: items (with their
-positions, so archive pages stay the same pages), category memberships and titles, per-source raw hashes,
+positions, so archive pages stay the same pages), category memberships, titles and counts, per-source raw hashes,
 source state (validators, schedule, failures), the owed-publishing record, and the published files under
 output_dir (feeds, archives, index) as `published_documents`, so web replicas serve them at once. The
 target must hold no items: a copy never merges two stores. Afterwards every table is counted on both sides.
@@ -20,6 +20,7 @@ from aggregator.errors import StorageError
 from aggregator.storage import SqlStorage
 from aggregator.storage.errors import wrap_storage_errors
 from aggregator.storage.schema import (
+    category_stats,
     category_titles,
     item_categories,
     item_sources,
@@ -32,7 +33,8 @@ from aggregator.storage.schema import (
 #: rows per INSERT batch (and per progress line)
 BATCH_ROWS = 2000
 #: what is copied, in foreign-key order
-COPIED_TABLES: tuple[Table, ...] = (items, item_categories, item_sources, category_titles, sources, publish_owed)
+COPIED_TABLES: tuple[Table, ...] = (items, item_categories, item_sources, category_titles, category_stats, sources,
+                                     publish_owed)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from aggregator.errors import StorageError
 from aggregator.models import Item, ItemChange, RejectedChange, SourceState, StoredItem, StoryCounts
 from aggregator.storage import categories, items, owed, retention, schema, search, search_index, similar, sources
 from aggregator.storage.errors import wrap_storage_errors
-from aggregator.storage.items import CategoryStats
+from aggregator.storage.categories import CategoryStats
 from aggregator.storage.lock import advisory_key, hold_advisory_lock, hold_file_lock
 from aggregator.storage.retention import Purged
 from aggregator.storage.search import SearchPage
@@ -331,7 +331,7 @@ class SqlStorage:
 
     def category_stats(self) -> dict[str, CategoryStats]:
         with wrap_storage_errors("could not read category statistics"), self._read() as connection:
-            return items.select_category_stats(connection)
+            return categories.select_category_stats(connection)
 
     def items_per_source(self) -> dict[str, int]:
         with wrap_storage_errors("could not count items per source"), self._read() as connection:
@@ -356,6 +356,7 @@ class SqlStorage:
     def purge_items_before(self, cutoff: datetime) -> Purged:
         with wrap_storage_errors("could not remove items past retention"), self._write() as connection:
             return retention.purge_items_before(connection, cutoff)
+
     def assign_stories(
         self, signed: Sequence[SignedItem], *, threshold: float, window: timedelta, now: datetime
     ) -> list[StoryAssignment]:

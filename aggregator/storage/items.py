@@ -8,29 +8,19 @@ Memberships get a dense 0-based position when first added, so archive pages are 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, String, bindparam, func, select, union_all, update
 
 from aggregator.models import Item, ItemChange, StoredItem
+from aggregator.storage.categories import add_to_category_stats
 from aggregator.storage.schema import item_categories, item_sources, items, newest_first_key, upsert
 
 #: ids per IN (…) list: far below SQLite's bound-parameter limit (32766 since 3.32)
 _CHUNK_SIZE = 500
 
 _CONTENT_COLUMNS = ("title", "url", "html", "summary", "author", "published", "updated", "content_hash")
-
-
-@dataclass(frozen=True, slots=True)
-class CategoryStats:
-    """One category as `status` and the feed index show it."""
-
-    category: str
-    item_count: int
-    #: newest `updated` among the category's items
-    last_updated: datetime
 
 
 def write_changes(connection: Connection, changes: Sequence[ItemChange]) -> None:
@@ -45,7 +35,8 @@ def write_changes(connection: Connection, changes: Sequence[ItemChange]) -> None
     if not writes:
         return
     ids = {change.item.article_id for change in writes}
-    stored = {article_id for article_id, _ in _select_pairs(connection, items.c.position, ids)}
+    stored_updated = dict(_select_pairs(connection, items.c.updated, ids))
+    stored = set(stored_updated)
     memberships = set(_select_pairs(connection, item_categories.c.category, ids))
     known_sources = set(_select_pairs(connection, item_sources.c.source, ids))
 
@@ -54,18 +45,25 @@ def write_changes(connection: Connection, changes: Sequence[ItemChange]) -> None
     content_updates: list[dict[str, Any]] = []
     new_memberships: list[tuple[str, str]] = []
     raw_hashes: dict[tuple[str, str], str | None] = {}
+    #: per category, the newest `updated` this write gives one of its items
+    dated: dict[str, datetime] = {}
     for change in writes:
         item = change.item
         if item.article_id not in stored:
             new_rows.append(_item_row(item, next_position))
             next_position += 1
             stored.add(item.article_id)
+            stored_updated[item.article_id] = item.updated
         elif change.action in ("insert", "update"):
             content_updates.append({"key": item.article_id, **_content_values(item)})
+            stored_updated[item.article_id] = item.updated
         for category in sorted(item.categories):
             if (item.article_id, category) not in memberships:
                 memberships.add((item.article_id, category))
                 new_memberships.append((item.article_id, category))
+            updated = stored_updated[item.article_id]
+            if category not in dated or updated > dated[category]:
+                dated[category] = updated
         raw_hashes[(item.article_id, change.source_name)] = change.raw_hash
         for source in item.sources:
             pair = (item.article_id, source)
@@ -78,6 +76,10 @@ def write_changes(connection: Connection, changes: Sequence[ItemChange]) -> None
         connection.execute(update(items).where(items.c.article_id == bindparam("key")), content_updates)
     if new_memberships:
         connection.execute(item_categories.insert(), _number_memberships(connection, new_memberships))
+    added: dict[str, int] = {}
+    for _, category in new_memberships:
+        added[category] = added.get(category, 0) + 1
+    add_to_category_stats(connection, added, dated)
     _write_raw_hashes(connection, raw_hashes, known_sources)
 
 
@@ -151,18 +153,6 @@ def count_items(connection: Connection, category: str | None) -> int:
     return 0 if highest is None else int(highest) + 1
 
 
-def select_category_stats(connection: Connection) -> dict[str, CategoryStats]:
-    query = (
-        select(item_categories.c.category, func.count(), func.max(items.c.updated))
-        .join(items)
-        .group_by(item_categories.c.category)
-    )
-    return {
-        category: CategoryStats(category=category, item_count=count, last_updated=last_updated)
-        for category, count, last_updated in connection.execute(query)
-    }
-
-
 def count_items_per_source(connection: Connection) -> dict[str, int]:
     query = select(item_sources.c.source, func.count()).group_by(item_sources.c.source)
     return {source: int(count) for source, count in connection.execute(query)}
@@ -188,13 +178,15 @@ def _next_item_position(connection: Connection) -> int:
 
 def _number_memberships(connection: Connection, pairs: list[tuple[str, str]]) -> list[dict[str, Any]]:
     """Give each new membership the next position of its category, in the order of `pairs`."""
-    categories = {category for _, category in pairs}
-    query = (
-        select(item_categories.c.category, func.max(item_categories.c.position))
-        .where(item_categories.c.category.in_(categories))
-        .group_by(item_categories.c.category)
-    )
-    next_positions = {category: int(highest) + 1 for category, highest in connection.execute(query)}
+    # one max() per category, each a single look-up in the (category, position) index; a GROUP BY over
+    # them read every membership of those categories, a cost that grew with the store
+    highest = [
+        select(bindparam(f"c{index}", category, String), func.max(item_categories.c.position))
+        .where(item_categories.c.category == category)
+        for index, category in enumerate(sorted({category for _, category in pairs}))
+    ]
+    next_positions = {category: int(position) + 1
+                      for category, position in connection.execute(union_all(*highest)) if position is not None}
     rows = []
     for article_id, category in pairs:
         position = next_positions.get(category, 0)

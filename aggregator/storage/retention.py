@@ -1,9 +1,9 @@
 """Remove items older than the retention cutoff, keeping archive positions dense.
 
 No business logic: what is old is decided by the caller's cutoff (settings.retention). Items go with
-their memberships, source hashes and search documents; the positions left are renumbered 0, 1, 2, …
-in their old order (all items, and per category), so RFC 5005 archive arithmetic (publish/archive.py)
-still holds: the caller re-renders archive pages once after a purge.
+their memberships, source hashes and search documents, and their categories are counted again; the
+positions left are renumbered 0, 1, 2, … in their old order (all items, and per category), so RFC 5005
+archive arithmetic (publish/archive.py) still holds: the caller re-renders archive pages once after a purge.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, select, text
 
+from aggregator.storage.categories import recount_category_stats
 from aggregator.storage.schema import item_categories, items, newest_first_key
 from aggregator.storage.search_index import remove_documents
 
@@ -53,6 +54,7 @@ def purge_items_before(connection: Connection, cutoff: datetime) -> Purged:
                 {"ids": chunk},
             )
     _renumber(connection)
+    recount_category_stats(connection, categories)
     return Purged(tuple(ids), frozenset(categories), tuple(position for _, position in rows))
 
 
