@@ -212,6 +212,54 @@ def test_list_items_of_a_category_holds_only_its_members(storage: Storage, now: 
     assert storage.list_items("missing", limit=10) == []
 
 
+def test_category_head_follows_an_items_new_date_and_matches_the_all_items_order(
+    storage: Storage, now: datetime
+) -> None:
+    """A category's newest items come from its own index (item_categories.listed_at), kept equal to the
+    items' listing date through updates, links and first_seen fallbacks."""
+    hour = timedelta(hours=1)
+    storage.apply_update([
+        change("insert", make_item("NW1", now, categories=("a",), published=now - 3 * hour)),
+        change("insert", make_item("NW2", now, categories=("a", "b"), published=now - 2 * hour)),
+        change("insert", make_item("NW3", now - hour, categories=("a",))),  # no date: listed at first_seen
+        change("insert", make_item("NW4", now, categories=("a",), published=now - 2 * hour)),  # ties NW2: id decides
+    ], None)
+    assert [item.article_id for item in storage.list_items("a", limit=10)] == ["NW3", "NW4", "NW2", "NW1"]
+
+    storage.apply_update([change("update", make_item("NW1", now, categories=("a",), published=now + hour,
+                                                     content_hash="c2"))], None)
+    storage.apply_update([change("link", make_item("NW3", now, categories=("b",), sources=("s2",)), "r2")], None)
+
+    head = [item.article_id for item in storage.list_items("a", limit=10)]
+    assert head == ["NW1", "NW3", "NW4", "NW2"]
+    assert head == [item.article_id for item in storage.list_items(None, limit=10)]
+    assert [item.article_id for item in storage.list_items("b", limit=10)] == ["NW3", "NW2"]
+    assert [item.article_id for item in storage.list_items("a", limit=2)] == ["NW1", "NW3"]
+
+
+def test_category_head_is_read_in_index_order_without_sorting_the_category(tmp_path: Path, now: datetime) -> None:
+    """SQLite's plan for a category's newest items: the (category, listed_at) index, no sort of every member."""
+    from sqlalchemy import event
+
+    from aggregator.storage.items import select_items
+
+    store = open_storage(str(tmp_path / "plan.db"))
+    try:
+        store.apply_update([change("insert", make_item(f"NW{n}", now)) for n in range(3)], None)
+        executed: list[tuple[str, object]] = []
+        with store._engine.connect() as connection:  # type: ignore[attr-defined]
+            event.listen(connection, "before_cursor_execute",
+                         lambda _c, _cursor, statement, parameters, *_: executed.append((statement, parameters)))
+            select_items(connection, "nantongribao", 2)
+            head, parameters = next((statement, parameters) for statement, parameters in executed
+                                    if "ORDER BY item_categories.listed_at" in statement)
+            plan = " | ".join(row[3] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + head, parameters))
+    finally:
+        store.close()
+    assert "ix_item_categories_newest_first" in plan
+    assert "TEMP B-TREE" not in plan
+
+
 def test_archive_order_stays_stable_when_categories_are_added_later(storage: Storage, now: datetime) -> None:
     storage.apply_update(
         [change("insert", make_item(f"NW{n}", now, categories=("a",))) for n in (1, 2, 3)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -161,7 +161,7 @@ def test_store_of_the_previous_version_gets_its_category_stats_counted(
     raw_store.apply_update([change("insert", make_item(f"NW{n}", now)) for n in range(3)], None)
     with raw_store._engine.begin() as connection:
         connection.execute(text("DROP TABLE category_stats"))
-        connection.execute(text(f"UPDATE schema_version SET version = {len(MIGRATIONS) - 1}"))
+        connection.execute(text(f"UPDATE schema_version SET version = {version_before('_add_category_stats')}"))
 
     reopened = open_storage(store_url)
     try:
@@ -169,3 +169,35 @@ def test_store_of_the_previous_version_gets_its_category_stats_counted(
         assert reopened.category_stats()["nantongribao"].item_count == 3
     finally:
         reopened.close()
+
+
+def test_store_of_the_version_before_listed_at_gets_its_memberships_dated(
+    raw_store: SqlStorage, store_url: str, now: datetime
+) -> None:
+    """Memberships stored before item_categories.listed_at get their item's listing date, and the category
+    head reads in the same order as before."""
+    hour = timedelta(hours=1)
+    raw_store.migrate(MIGRATIONS)
+    raw_store.apply_update([
+        change("insert", make_item("NW1", now, published=now - hour)),
+        change("insert", make_item("NW2", now - 2 * hour)),
+        change("insert", make_item("NW3", now, published=now + hour)),
+    ], None)
+    with raw_store._engine.begin() as connection:
+        connection.execute(text("DROP INDEX ix_item_categories_newest_first"))
+        connection.execute(text("ALTER TABLE item_categories DROP COLUMN listed_at"))
+        connection.execute(text(f"UPDATE schema_version SET version = {version_before('_list_memberships_by_date')}"))
+
+    reopened = open_storage(store_url)
+    try:
+        assert [item.article_id for item in reopened.list_items("nantongribao", limit=10)] == ["NW3", "NW1", "NW2"]
+        with reopened._engine.connect() as connection:  # type: ignore[attr-defined]
+            missing = connection.execute(text("SELECT count(*) FROM item_categories WHERE listed_at IS NULL"))
+            assert missing.scalar_one() == 0
+    finally:
+        reopened.close()
+
+
+def version_before(migration_name: str) -> int:
+    """The schema version a store had before the named migration ran."""
+    return [migration.__name__ for migration in MIGRATIONS].index(migration_name)

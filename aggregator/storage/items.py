@@ -8,6 +8,7 @@ Memberships get a dense 0-based position when first added, so archive pages are 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -35,8 +36,8 @@ def write_changes(connection: Connection, changes: Sequence[ItemChange]) -> None
     if not writes:
         return
     ids = {change.item.article_id for change in writes}
-    stored_updated = dict(_select_pairs(connection, items.c.updated, ids))
-    stored = set(stored_updated)
+    dates = {article_id: _StoredDates(updated, published, first_seen) for article_id, updated, published, first_seen
+             in _select_by_ids(connection, _DATE_COLUMNS, ids)}
     memberships = set(_select_pairs(connection, item_categories.c.category, ids))
     known_sources = set(_select_pairs(connection, item_sources.c.source, ids))
 
@@ -44,24 +45,28 @@ def write_changes(connection: Connection, changes: Sequence[ItemChange]) -> None
     new_rows: list[dict[str, Any]] = []
     content_updates: list[dict[str, Any]] = []
     new_memberships: list[tuple[str, str]] = []
+    relisted: list[dict[str, Any]] = []
     raw_hashes: dict[tuple[str, str], str | None] = {}
     #: per category, the newest `updated` this write gives one of its items
     dated: dict[str, datetime] = {}
     for change in writes:
         item = change.item
-        if item.article_id not in stored:
-            new_rows.append(_item_row(item, next_position))
+        stored = dates.get(item.article_id)
+        if stored is None:
+            row = _item_row(item, next_position)
+            new_rows.append(row)
             next_position += 1
-            stored.add(item.article_id)
-            stored_updated[item.article_id] = item.updated
+            dates[item.article_id] = _StoredDates(item.updated, item.published, row["first_seen"])
         elif change.action in ("insert", "update"):
             content_updates.append({"key": item.article_id, **_content_values(item)})
-            stored_updated[item.article_id] = item.updated
+            dates[item.article_id] = _StoredDates(item.updated, item.published, stored.first_seen)
+            if dates[item.article_id].listed_at != stored.listed_at:
+                relisted.append({"key": item.article_id, "listed_at": dates[item.article_id].listed_at})
         for category in sorted(item.categories):
             if (item.article_id, category) not in memberships:
                 memberships.add((item.article_id, category))
                 new_memberships.append((item.article_id, category))
-            updated = stored_updated[item.article_id]
+            updated = dates[item.article_id].updated
             if category not in dated or updated > dated[category]:
                 dated[category] = updated
         raw_hashes[(item.article_id, change.source_name)] = change.raw_hash
@@ -74,13 +79,32 @@ def write_changes(connection: Connection, changes: Sequence[ItemChange]) -> None
         connection.execute(items.insert(), new_rows)
     if content_updates:
         connection.execute(update(items).where(items.c.article_id == bindparam("key")), content_updates)
+    if relisted:
+        connection.execute(update(item_categories).where(item_categories.c.article_id == bindparam("key")), relisted)
     if new_memberships:
-        connection.execute(item_categories.insert(), _number_memberships(connection, new_memberships))
+        connection.execute(item_categories.insert(), _number_memberships(connection, new_memberships, dates))
     added: dict[str, int] = {}
     for _, category in new_memberships:
         added[category] = added.get(category, 0) + 1
     add_to_category_stats(connection, added, dated)
     _write_raw_hashes(connection, raw_hashes, known_sources)
+
+
+@dataclass(frozen=True, slots=True)
+class _StoredDates:
+    """An item's dates as its row holds them once the write is done."""
+
+    updated: datetime
+    published: datetime | None
+    first_seen: datetime
+
+    @property
+    def listed_at(self) -> datetime:
+        """newest_first_key() of the row, which item_categories.listed_at copies."""
+        return self.published if self.published is not None else self.first_seen
+
+
+_DATE_COLUMNS = (items.c.article_id, items.c.updated, items.c.published, items.c.first_seen)
 
 
 def select_stored_items(connection: Connection, article_ids: Collection[str]) -> dict[str, StoredItem]:
@@ -121,11 +145,16 @@ def select_item(connection: Connection, article_id: str) -> Item | None:
 
 def select_items(connection: Connection, category: str | None, limit: int) -> list[Item]:
     """Newest first by newest_first_key(), ties by article_id, both descending."""
-    query = select(items)
-    if category is not None:
-        query = query.join(item_categories).where(item_categories.c.category == category)
-    query = query.order_by(newest_first_key().desc(), items.c.article_id.desc()).limit(limit)
-    return _load_items(connection, query)
+    if category is None:
+        query = select(items).order_by(newest_first_key().desc(), items.c.article_id.desc())
+    else:  # the same order from the category's own index (item_categories.listed_at copies the key)
+        query = (
+            select(items)
+            .join(item_categories)
+            .where(item_categories.c.category == category)
+            .order_by(item_categories.c.listed_at.desc(), item_categories.c.article_id.desc())
+        )
+    return _load_items(connection, query.limit(limit))
 
 
 def select_items_in_order(connection: Connection, category: str | None, start: int, limit: int) -> list[Item]:
@@ -176,8 +205,10 @@ def _next_item_position(connection: Connection) -> int:
     return 0 if highest is None else int(highest) + 1
 
 
-def _number_memberships(connection: Connection, pairs: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    """Give each new membership the next position of its category, in the order of `pairs`."""
+def _number_memberships(
+    connection: Connection, pairs: list[tuple[str, str]], dates: dict[str, _StoredDates]
+) -> list[dict[str, Any]]:
+    """Give each new membership the next position of its category, in the order of `pairs`, and its listing date."""
     # one max() per category, each a single look-up in the (category, position) index; a GROUP BY over
     # them read every membership of those categories, a cost that grew with the store
     highest = [
@@ -191,7 +222,8 @@ def _number_memberships(connection: Connection, pairs: list[tuple[str, str]]) ->
     for article_id, category in pairs:
         position = next_positions.get(category, 0)
         next_positions[category] = position + 1
-        rows.append({"article_id": article_id, "category": category, "position": position})
+        rows.append({"article_id": article_id, "category": category, "position": position,
+                     "listed_at": dates[article_id].listed_at})
     return rows
 
 
