@@ -7,6 +7,7 @@ import itertools
 import operator
 import random
 import struct
+import subprocess
 import sys
 from array import array
 from pathlib import Path
@@ -34,7 +35,7 @@ from aggregator.similar.signature import (
     sign_text,
 )
 from aggregator.similar.text import story_text
-from tests.conftest import DATA_DIR
+from tests.conftest import DATA_DIR, REPO_ROOT
 
 RNG = random.Random(14)
 LONG = "".join(chr(RNG.randrange(0x4E00, 0x9FA5)) for _ in range(2000))
@@ -172,14 +173,18 @@ def test_signatures_of_the_legacy_posts_are_those_of_the_pure_python_signing(leg
 
 #: Han, ASCII, full-width forms, and astral characters (emoji, CJK extension B: UTF-16 surrogate pairs)
 CHARACTERS = st.one_of(
-    st.characters(min_codepoint=0x4E00, max_codepoint=0x4E40), st.characters(min_codepoint=0x20, max_codepoint=0x7E),
-    st.characters(min_codepoint=0xFF01, max_codepoint=0xFF5E), st.characters(min_codepoint=0x1F600, max_codepoint=0x1F64F),
-    st.characters(min_codepoint=0x20000, max_codepoint=0x20010), st.characters(codec="utf-8"),
+    st.characters(min_codepoint=0x4E00, max_codepoint=0x4E40),
+    st.characters(min_codepoint=0x20, max_codepoint=0x7E),
+    st.characters(min_codepoint=0xFF01, max_codepoint=0xFF5E),
+    st.characters(min_codepoint=0x1F600, max_codepoint=0x1F64F),
+    st.characters(min_codepoint=0x20000, max_codepoint=0x20010),
+    st.characters(codec="utf-8"),
 )
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(st.text(CHARACTERS, max_size=3), st.text(CHARACTERS, max_size=130), st.text(CHARACTERS, max_size=3000)))
+@given(st.one_of(st.text(CHARACTERS, max_size=3), st.text(CHARACTERS, max_size=130),
+                 st.text(CHARACTERS, max_size=3000)))
 def test_signatures_of_any_text_are_those_of_the_pure_python_signing(text: str) -> None:
     assert signed(text) == reference_signature(text)
 
@@ -190,7 +195,8 @@ def test_repetitive_texts_with_few_shingles_and_many_empty_bins_sign_alike(text:
     assert signed(text) == reference_signature(text)
 
 
-@pytest.mark.parametrize("text", ["", "a", "ab", "abc", "abcd", "😀", "😀😀", "😀a😀", "ａｂｃｄ", "a" * 500])
+@pytest.mark.parametrize("text", ["", "a", "ab", "abc", "abcd", "😀", "😀😀", "😀a😀", "ａｂｃｄ", "a" * 500],
+                         ids=["empty", "1", "2", "3", "4", "astral-1", "astral-2", "astral-3", "full-width", "one-shingle"])
 def test_tiny_and_degenerate_texts_sign_as_before(text: str) -> None:
     assert signed(text) == reference_signature(text)
     assert isinstance(sign_text(text, frozenset()), Signature)
@@ -198,3 +204,14 @@ def test_tiny_and_degenerate_texts_sign_as_before(text: str) -> None:
 
 def _signed(value: int) -> int:
     return value - 2**64 if value >= 2**63 else value
+
+
+def test_numpy_is_imported_by_the_first_signing_not_by_the_modules_that_store_or_serve_signatures() -> None:
+    # poll, run and serve import Signature (storage, update); a pass of 304s never signs (test_cli checks
+    # `aggregator poll` itself with -X importtime)
+    code = ("import sys, aggregator.cli, aggregator.update, aggregator.serve, aggregator.daemon.scheduler, "
+            "aggregator.storage, aggregator.similar.detect; print('numpy' in sys.modules); "
+            "aggregator.similar.signature.sign_text('abcd', frozenset()); print('numpy' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
+                            timeout=60, check=True)
+    assert result.stdout.split() == ["False", "True"]
