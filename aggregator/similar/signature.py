@@ -67,7 +67,6 @@ _INT_HASH_MODULUS = (1 << 61) - 1
 _XXPRIME_1 = 11400714785074694791
 _XXPRIME_2 = 14029467366897019727
 _XXPRIME_5 = 2870177450012600261
-_U64_MAX = (1 << 64) - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,16 +168,18 @@ def _tuple_hash(values: NDArray[np.uint64]) -> NDArray[np.uint64]:
     """hash((value,)) of each 64-bit value, as 64-bit CPython 3.8+ computes it, in uint64 arithmetic.
 
     An int's hash is its value modulo 2**61 - 1 (Python/pyhash.c); the tuple's is one xxHash round over
-    it (Objects/tupleobject.c, tuplehash): the test checks both against `hash((value,))`.
+    it (Objects/tupleobject.c, tuplehash), checked against `hash((value,))` by the tests. tuplehash
+    turns a result of -1 into 1546275796, but no int's hash leads a 1-tuple there (the tests run the
+    round backwards), so that case has no code here.
     """
     import numpy as np
 
-    acc = values % np.uint64(_INT_HASH_MODULUS) * np.uint64(_XXPRIME_2) + np.uint64(_XXPRIME_5)
+    acc = values % np.uint64(_INT_HASH_MODULUS)
+    acc *= np.uint64(_XXPRIME_2)
+    acc += np.uint64(_XXPRIME_5)
     acc = (acc << np.uint64(31)) | (acc >> np.uint64(33))
     acc *= np.uint64(_XXPRIME_1)
     acc += np.uint64(1 ^ _XXPRIME_5 ^ 3527539)  # the length, mangled as tuplehash does
-    # -1 is the C error value, which tuplehash never returns
-    acc[acc == np.uint64(_U64_MAX)] = 1546275796
     return acc
 
 
