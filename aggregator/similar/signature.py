@@ -191,6 +191,6 @@ def _densify(values: NDArray[np.int64], full: NDArray[np.bool_]) -> list[int]:
     full_bins = np.flatnonzero(full)
     indexes = np.arange(BINS)
     # the next full bin at or after each bin, past the end wrapping round to the first full bin
-    source = np.append(full_bins, full_bins[0] + BINS)[np.searchsorted(full_bins, indexes)]
-    filled = (values[source % BINS] + (source - indexes) * _ROTATION_STEP) & _HASH_MASK
-    return filled.tolist()  # type: ignore[no-any-return]
+    source = np.concatenate((full_bins, full_bins[:1] + BINS))[np.searchsorted(full_bins, indexes)]
+    filled: list[int] = ((values[source % BINS] + (source - indexes) * _ROTATION_STEP) & _HASH_MASK).tolist()
+    return filled
