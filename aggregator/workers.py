@@ -44,6 +44,7 @@ START_TIMEOUT_SECONDS = 60.0
 PRELOAD_MODULES = (
     "aggregator.update", "aggregator.items", "aggregator.identity", "aggregator.categories", "pypinyin",
     "aggregator.parse", "aggregator.clean", "aggregator.similar.detect",
+    "numpy",  # signing imports it on first use (similar/signature.py): 70-200 ms a worker would otherwise pay
 )
 #: how often a worker checks that its parent is still alive
 PARENT_CHECK_SECONDS = 1.0

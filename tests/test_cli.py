@@ -42,15 +42,19 @@ class Scenario:
     nw: Post
     quanzhou: Post
 
-    def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return run_cli(*args, "--config", str(self.config), timeout=timeout)
+    def run(
+        self, *args: str, timeout: float = 120, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return run_cli(*args, "--config", str(self.config), timeout=timeout, env=env)
 
     def feed(self, category: str) -> feedparser.FeedParserDict:
         return feedparser.parse((self.output_dir / f"{category}.atom").read_bytes())
 
 
-def run_cli(*args: str, timeout: float = 120, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+def run_cli(
+    *args: str, timeout: float = 120, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})}
     env.pop("AGGREGATOR_STORE", None)
     return subprocess.run([sys.executable, "-m", "aggregator", *args], capture_output=True, text=True,
                           timeout=timeout, env=env, cwd=cwd or REPO_ROOT, check=False)
@@ -164,9 +168,13 @@ def test_second_poll_gets_not_modified_and_rewrites_no_file(scenario: Scenario) 
         assert "parse/clean pool of" in first.stderr
     mtimes = {p.name: p.stat().st_mtime_ns for p in scenario.output_dir.iterdir() if p.is_file()}
     hits_before = scenario.server.hits["/nantong.rss"]
-    second = scenario.run("poll", "--all", "-v")
+    second = scenario.run("poll", "--all", "-v", env={"PYTHONPROFILEIMPORTTIME": "1"})  # = python -X importtime
     assert second.returncode == 0
     assert "parse/clean pool of" not in second.stderr, "a pass of 304s started the worker pool"
+    imported = {line.rsplit("|", 1)[-1].strip() for line in second.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "aggregator.update" in imported
+    assert "numpy" not in imported, "a pass of 304s signs nothing"
     assert "not modified" in next(line for line in second.stdout.splitlines() if line.startswith("nantong"))
     conditional = [h for p, _, h, _ in scenario.server.requests if p == "/nantong.rss"][hits_before:]
     assert conditional and all(h.get("If-None-Match") == '"n1"' for h in conditional)

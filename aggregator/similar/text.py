@@ -39,9 +39,11 @@ _TRAILING_BYLINE_RE = re.compile(r"(?:责任编辑|责编|编辑|校对|审核)[
 BOILERPLATE_WORDS = ("郑重声明", "风险提示", "免责声明", "特别提示", "文章中的观点仅代表作者")
 _BOILERPLATE_LINE_RE = re.compile(
     "^[^\n]*(?:" + "|".join(map(re.escape, BOILERPLATE_WORDS)) + ")[^\n]*$", re.MULTILINE)
-#: a decimal point between digits survives the punctuation pass as "d" (0.52 → 0d52); a lookbehind, not a
-#: group: a replacement template with a group reference is expanded by Python code once per match
-_DECIMAL_POINT_RE = re.compile(r"(?<=\d)\.(?=\d)")
+#: a decimal point between digits survives the punctuation pass as "d" (0.52 → 0d52); lookarounds, not a
+#: group: a replacement template with a group reference is expanded by Python code once per match. The
+#: "." comes first so that the search jumps from one "." to the next (a leading lookbehind was tried at
+#: every character: 5 times slower on the benchmark's items)
+_DECIMAL_POINT_RE = re.compile(r"\.(?<=\d\.)(?=\d)")
 #: everything but letters (Han included) and digits
 _NOT_TEXT_RE = re.compile(r"[\W_]+")
 #: numbers as a reader sees them, in the punctuation-free text: 0d52 (0.52), 1234
