@@ -30,9 +30,9 @@ from aggregator.isolation import log_skipped
 from aggregator.models import (
     Candidate, Fetched, Item, ItemChange, NotModified, RawItem, SkippedItem, SourceState, UpdateOutcome,
 )
-from aggregator.similar.signature import Signature
 
 if TYPE_CHECKING:  # SQLAlchemy (storage.sql) and multiprocessing (workers) load when a pass needs them
+    from aggregator.similar.signature import Signature
     from aggregator.storage import Storage, StoryRequest
     from aggregator.workers import WorkerPool
 
