@@ -187,14 +187,12 @@ def _store_hints(config: Config) -> list[tuple[str, str]]:
 
 
 def _poll(args: argparse.Namespace, out: TextIO) -> int:
-    from aggregator.storage import open_storage
-
     config = _load(args)
     unknown = sorted(set(args.source) - {s.name for s in config.sources})
     if unknown:
         print(f"aggregator: unknown source(s): {', '.join(unknown)}", file=sys.stderr)
         return EXIT_CONFIG
-    storage = open_storage(config.settings.store)
+    storage = _open_for_poll(config.settings.store)
     publish_error: PublishError | None = None
     published: list[str] = []
     try:
@@ -213,6 +211,19 @@ def _poll(args: argparse.Namespace, out: TextIO) -> int:
         print(f"aggregator: {publish_error}", file=sys.stderr)
         return EXIT_ERROR
     return EXIT_OK
+
+
+def _open_for_poll(store: str) -> Storage:
+    """A SQLite store serves the states through sqlite3 and loads SQLAlchemy only when the pass needs more
+    than states (storage/lite.py): a pass of 304s never does. Other stores open as usual."""
+    from aggregator.storage.lite import open_lite_storage
+
+    def open_full() -> Storage:
+        from aggregator.storage import open_storage
+
+        return open_storage(store)
+
+    return open_lite_storage(store, open_full) or open_full()
 
 
 def _sources_to_poll(

@@ -11,12 +11,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from aggregator import dedupe
 from aggregator.config.load import CleanRules, SourceConfig
 from aggregator.isolation import item_or_skip
 from aggregator.models import Candidate, ChangeAction, Item, ItemChange, RawItem, SkippedItem, StoredItem
-from aggregator.storage import Storage
+
+if TYPE_CHECKING:
+    from aggregator.storage import Storage
 
 #: appended to the raw hash of an item whose article body could not be fetched, so it is retried
 INCOMPLETE_MARK = ":incomplete"

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aggregator import items, schedule
 from aggregator.config.load import CleanRules, Config, SourceConfig
@@ -30,9 +30,11 @@ from aggregator.isolation import log_skipped
 from aggregator.models import (
     Candidate, Fetched, Item, ItemChange, NotModified, RawItem, SkippedItem, SourceState, UpdateOutcome,
 )
-from aggregator.similar.signature import Signature
-from aggregator.storage import Storage, StoryRequest
-from aggregator.workers import WorkerPool
+
+if TYPE_CHECKING:  # SQLAlchemy (storage.sql) and multiprocessing (workers) load when a pass needs them
+    from aggregator.similar.signature import Signature
+    from aggregator.storage import Storage, StoryRequest
+    from aggregator.workers import WorkerPool
 
 log = logging.getLogger("aggregator.update")
 

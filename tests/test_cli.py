@@ -181,6 +181,58 @@ def test_second_poll_gets_not_modified_and_rewrites_no_file(scenario: Scenario) 
     assert {p.name: p.stat().st_mtime_ns for p in scenario.output_dir.iterdir() if p.is_file()} == mtimes
 
 
+#: what a pass whose sources all answer 304 has no use for (issue 12): the store's SQLAlchemy side, the
+#: parse, clean and publish stages and their libraries
+NOT_FOR_A_PASS_OF_304S = (
+    "sqlalchemy", "aggregator.storage.sql", "feedparser", "lxml", "nh3", "trafilatura", "feedgen", "apscheduler",
+    "psycopg", "uvicorn", "charset_normalizer", "pypinyin", "aggregator.parse", "aggregator.clean",
+    "aggregator.publish.run",
+)
+
+
+def test_a_pass_of_304s_imports_neither_sqlalchemy_nor_the_parse_and_publish_stages_and_touches_no_file(
+    tmp_path: Path, feed_server: FixtureServer, seed_post: Path
+) -> None:
+    seed = read_post(seed_post)
+    feed_server.routes["/etag.rss"] = Route(rss("南通日报", [seed]), etag='"e1"')
+    feed_server.routes["/dated.rss"] = Route(rss("江海晚报", [replace(seed, link=seed.link + "&from=timeline")]),
+                                             last_modified="Thu, 26 May 2022 00:00:00 GMT")
+    config = tmp_path / "feeds.toml"
+    config.write_text("\n".join([
+        "[settings]", 'store = "data/aggregator.db"', 'output_dir = "public"', "allow_private_networks = true",
+        'per_host_delay = "0s"', "[categories.nantongribao]", 'title = "南通日报新闻"',
+        "[[sources]]", 'name = "etag"', f'url = "{feed_server.url("/etag.rss")}"', 'categories = ["nantongribao"]',
+        "[[sources]]", 'name = "dated"', f'url = "{feed_server.url("/dated.rss")}"', 'categories = ["nantongribao"]',
+    ]) + "\n", encoding="utf-8")
+    assert run_cli("poll", "--all", "--config", str(config)).returncode == 0
+    output_dir = tmp_path / "public"
+    files = {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in output_dir.rglob("*")}
+    loaded = tmp_path / "modules.txt"
+    # the same `main` as `aggregator poll`, in a fresh interpreter that then lists what it imported
+    program = ("import sys\nfrom pathlib import Path\nfrom aggregator.cli import main\n"
+               f"code = main(['poll', '--all', '--config', {str(config)!r}])\n"
+               f"Path({str(loaded)!r}).write_text('\\n'.join(sorted(sys.modules)))\nsys.exit(code)\n")
+    second = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, cwd=REPO_ROOT, check=False)
+    assert second.returncode == 0, second.stderr
+    assert "2 sources: 0 with new items, 0 updated, 0 unchanged, 2 not modified, 0 failed" in second.stdout
+    modules = loaded.read_text().split()
+    assert [m for m in modules if m.startswith(NOT_FOR_A_PASS_OF_304S)] == []
+    assert {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in output_dir.rglob("*")} == files
+    # the states the pass saved without SQLAlchemy read back through it: validators kept, polled now
+    from aggregator.config.load import load_config
+    from aggregator.storage import open_storage
+
+    storage = open_storage(load_config(config).settings.store)
+    try:
+        states = storage.get_source_states()
+    finally:
+        storage.close()
+    assert states["etag"].etag == '"e1"' and states["etag"].last_status == 304
+    assert states["dated"].last_modified == "Thu, 26 May 2022 00:00:00 GMT" and states["dated"].last_status == 304
+    assert all(s.next_poll_at is not None and s.next_poll_at > s.last_polled_at for s in states.values())
+
+
 def test_edited_item_is_updated_in_place_not_duplicated(scenario: Scenario) -> None:
     assert scenario.run("poll", "--all").returncode == 0
     before = scenario.feed("nantongribao").entries[0]

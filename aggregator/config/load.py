@@ -9,7 +9,6 @@ The reference of every key is docs/configuration.md.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import tomllib
@@ -433,6 +432,8 @@ def _suggest(loc: Loc) -> str:
     else:
         model = Config
     known = [name for name in model.model_fields if not (model is Config and name == "path")]
+    import difflib  # only for a config with an unknown key
+
     close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.7)
     return f" (did you mean {close[0]!r}?)" if close else ""
 

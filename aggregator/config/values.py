@@ -13,10 +13,6 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cssselect import SelectorError
-
-from aggregator.selectors import css_to_xpath
-
 #: store values kept as URLs; anything else is a SQLite file path
 STORE_URL_PREFIXES = ("postgresql://", "postgresql+psycopg://", "sqlite://")
 _LISTEN_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$")
@@ -96,7 +92,13 @@ def check_listen(value: str) -> str:
 
 
 def check_css_selector(value: str) -> str:
-    """Translated as the cleaner translates it: HTML rules, and no namespace prefixes (`svg|a`)."""
+    """Translated as the cleaner translates it: HTML rules, and no namespace prefixes (`svg|a`).
+
+    cssselect is imported here, by the first selector to check: most sources have none."""
+    from cssselect import SelectorError
+
+    from aggregator.selectors import css_to_xpath
+
     try:
         css_to_xpath(value)
     except SelectorError as e:  # the refused namespace prefix is an ExpressionError, a SelectorError

@@ -326,6 +326,11 @@ class HttpFetcher:
             return _Hop(hop_url, status, headers, location=str(response.url.join(location)))
         conditional = "If-None-Match" in request_headers or "If-Modified-Since" in request_headers
         if status == 304 and conditional:
+            # a 304 has no body (RFC 9110 §15.4.5), but httpcore hands the connection back to the pool only
+            # after reading the end of the message: unread, every 304 closed its connection and the next
+            # request opened a new one (200 connects in a pass of 200 sources on one host)
+            async for _ in response.aiter_raw():
+                pass
             return _Hop(hop_url, status, headers)
         if not 200 <= status < 300:
             raise FetchError(source.name, hop_url, f"fetch: unexpected {_describe_status(status)}",

@@ -180,13 +180,7 @@ async def check_address(
     Raises BlockedAddressError for any non-public address unless `allow_private`; socket.gaierror
     (DNS failure) passes to the caller's error mapping.
     """
-    loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
-    addresses: list[IPAddress] = []
-    for _family, _type, _proto, _canonname, sockaddr in infos:
-        address = ipaddress.ip_address(sockaddr[0])
-        if address not in addresses:
-            addresses.append(address)
+    addresses = [literal] if (literal := _ip_literal(host)) is not None else await _resolve(host, port)
     if allow_private:
         return tuple(addresses)
     for address in addresses:
@@ -199,3 +193,22 @@ async def check_address(
                 "in [settings] or allow_private_network = true on this source",
             )
     return tuple(addresses)
+
+
+def _ip_literal(host: str) -> IPAddress | None:
+    """The address an IP literal names, without a resolver round trip (getaddrinfo runs in a thread)."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+async def _resolve(host: str, port: int) -> list[IPAddress]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                         proto=socket.IPPROTO_TCP)
+    addresses: list[IPAddress] = []
+    for _family, _type, _proto, _canonname, sockaddr in infos:
+        address = ipaddress.ip_address(sockaddr[0])
+        if address not in addresses:
+            addresses.append(address)
+    return addresses

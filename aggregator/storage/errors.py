@@ -8,22 +8,12 @@ violations, wrong parameter types) are left unwrapped so they stay loud (reader
 
 from __future__ import annotations
 
+import sqlite3
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import exc
-
 from aggregator.errors import StorageError
-
-#: most specific first; DatabaseError only as itself (SQLite "file is not a database"),
-#: its subclasses ProgrammingError, IntegrityError, DataError are bugs
-_ENVIRONMENT_ERRORS: tuple[type[BaseException], ...] = (
-    exc.OperationalError,
-    exc.InterfaceError,
-    exc.DisconnectionError,
-    exc.TimeoutError,
-    OSError,
-)
 
 
 @contextmanager
@@ -33,17 +23,29 @@ def wrap_storage_errors(action: str) -> Iterator[None]:
         yield
     except StorageError:
         raise
-    except _ENVIRONMENT_ERRORS as e:
-        raise StorageError(f"store: {action}") from _driver_error(e)
-    except exc.DatabaseError as e:
-        if type(e) is not exc.DatabaseError:
+    except Exception as e:
+        cause = _environment_cause(e)
+        if cause is None:
             raise
-        raise StorageError(f"store: {action}") from _driver_error(e)
+        raise StorageError(f"store: {action}") from cause
 
 
-def _driver_error(error: BaseException) -> BaseException:
-    """The driver's own exception under SQLAlchemy's wrapper: its text is the useful part
-    ("database is locked"), without the SQL statement and the link SQLAlchemy appends."""
-    if isinstance(error, exc.DBAPIError) and isinstance(error.orig, BaseException):
-        return error.orig
-    return error
+def _environment_cause(error: Exception) -> BaseException | None:
+    """The failure of the environment behind `error` (the driver's own exception under SQLAlchemy's
+    wrapper: its text is the useful part, "database is locked", without the SQL statement and the link
+    SQLAlchemy appends), or None when `error` is a bug.
+
+    Most specific first; DatabaseError only as itself (SQLite "file is not a database"), its subclasses
+    ProgrammingError, IntegrityError, DataError are bugs. SQLAlchemy's classes are looked at only when
+    SQLAlchemy is loaded: storage/lite.py runs on sqlite3 alone, and raises sqlite3's own.
+    """
+    if isinstance(error, OSError | sqlite3.OperationalError) or type(error) is sqlite3.DatabaseError:
+        return error
+    exc = sys.modules.get("sqlalchemy.exc")
+    if exc is None:
+        return None
+    environment = (exc.OperationalError, exc.InterfaceError, exc.DisconnectionError, exc.TimeoutError)
+    if isinstance(error, environment) or type(error) is exc.DatabaseError:
+        orig = error.orig if isinstance(error, exc.DBAPIError) else None
+        return orig if isinstance(orig, BaseException) else error
+    return None

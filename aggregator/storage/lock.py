@@ -16,11 +16,13 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
-
-from sqlalchemy import Connection, Engine, exc, text
+from typing import TYPE_CHECKING
 
 from aggregator.errors import StoreLockedError
 from aggregator.storage.errors import wrap_storage_errors
+
+if TYPE_CHECKING:  # SQLAlchemy is imported by the PostgreSQL lock only: a SQLite writer takes a file lock
+    from sqlalchemy import Connection, Engine
 
 #: how often a waiting process retries
 _RETRY_SECONDS = 0.05
@@ -57,6 +59,8 @@ def hold_file_lock(lock_path: Path, store: str, wait_seconds: float) -> Iterator
 @contextlib.contextmanager
 def hold_advisory_lock(engine: Engine, store: str, wait_seconds: float) -> Iterator[None]:
     """pg_try_advisory_lock on a dedicated session, retried until `wait_seconds` pass."""
+    from sqlalchemy import exc, text
+
     with wrap_storage_errors(f"could not take the writer lock of {store}"):
         connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
     try:
@@ -90,6 +94,8 @@ def advisory_key(connection: Connection, purpose: str) -> int:
 
     Advisory locks are per database, and tests keep several stores in one database as schemas.
     """
+    from sqlalchemy import text
+
     database, schema = connection.execute(text("SELECT current_database(), current_schema()")).one()
     digest = hashlib.blake2b(f"aggregator:{purpose}:{database}:{schema}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
@@ -109,6 +115,8 @@ def _read_pid(fd: int) -> int | None:
 
 
 def _advisory_holder_pid(connection: Connection, key: int) -> int | None:
+    from sqlalchemy import text
+
     # pg_locks shows a bigint key as classid = high 32 bits, objid = low 32 bits, objsubid = 1
     unsigned = key & 0xFFFF_FFFF_FFFF_FFFF
     query = text(

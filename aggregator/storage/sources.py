@@ -1,17 +1,22 @@
-"""Per-source state queries: validators, next poll, failures, last error, redirects. No business logic."""
+"""Per-source state queries: validators, next poll, failures, last error, redirects. No business logic.
+
+The row mapping (STATE_COLUMNS, state_row, state_from_row) is shared with lite.py, which runs the same
+queries through sqlite3 alone: SQLAlchemy is imported by the queries here, not by this module.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
-
-from sqlalchemy import Connection, select
+from typing import TYPE_CHECKING, Any
 
 from aggregator.models import ErrorInfo, SourceState
-from aggregator.storage.schema import sources, upsert
 
-_STATE_COLUMNS = (
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+#: the columns of a SourceState besides its name, the key
+STATE_COLUMNS = (
     "etag",
     "last_modified",
     "next_poll_at",
@@ -29,13 +34,21 @@ _STATE_COLUMNS = (
 
 
 def select_source_states(connection: Connection) -> dict[str, SourceState]:
+    from sqlalchemy import select
+
+    from aggregator.storage.schema import sources
+
     rows = connection.execute(select(sources).order_by(sources.c.name)).mappings()
-    return {row["name"]: _state_from_row(row) for row in rows}
+    return {row["name"]: state_from_row(row) for row in rows}
 
 
 def select_source_state(connection: Connection, name: str) -> SourceState | None:
+    from sqlalchemy import select
+
+    from aggregator.storage.schema import sources
+
     row = connection.execute(select(sources).where(sources.c.name == name)).mappings().first()
-    return None if row is None else _state_from_row(row)
+    return None if row is None else state_from_row(row)
 
 
 def write_source_state(connection: Connection, state: SourceState) -> None:
@@ -45,19 +58,23 @@ def write_source_state(connection: Connection, state: SourceState) -> None:
 
 def write_source_states(connection: Connection, states: Sequence[SourceState]) -> None:
     """Insert or replace every field of each state: one statement, executed for all rows at once."""
+    from aggregator.storage.schema import sources, upsert
+
     if states:
-        connection.execute(upsert(connection, sources, ["name"], _STATE_COLUMNS), [_state_row(s) for s in states])
+        connection.execute(upsert(connection, sources, ["name"], STATE_COLUMNS), [state_row(s) for s in states])
 
 
-def _state_row(state: SourceState) -> dict[str, Any]:
-    values = {name: getattr(state, name) for name in _STATE_COLUMNS}
+def state_row(state: SourceState) -> dict[str, Any]:
+    """The row of a state: Python values (aware datetimes, dicts for the JSON columns)."""
+    values = {name: getattr(state, name) for name in STATE_COLUMNS}
     values["last_error"] = None if state.last_error is None else _error_to_json(state.last_error)
     values["skipped_items"] = dict(state.skipped_items) or None
     return {"name": state.name, **values}
 
 
-def _state_from_row(row: Any) -> SourceState:
-    fields = {name: row[name] for name in _STATE_COLUMNS}
+def state_from_row(row: Any) -> SourceState:
+    """A state from a row mapping of Python values, as state_row makes them."""
+    fields = {name: row[name] for name in STATE_COLUMNS}
     fields["last_error"] = None if row["last_error"] is None else _error_from_json(row["last_error"])
     fields["skipped_items"] = dict(row["skipped_items"] or {})
     return SourceState(name=row["name"], **fields)
