@@ -32,7 +32,7 @@ from aggregator.similar.clusters import best_match, sign_item
 from aggregator.similar.evaluation import Score, load_pairs, score_at, score_pairs
 from aggregator.similar.signature import Signature
 from aggregator.storage import SignedItem, SqlStorage, open_storage
-from aggregator.storage.bands import find_stored_candidates
+from aggregator.storage.bands import find_stored_candidates, first_number_since
 
 PAIRS = Path(__file__).resolve().parent.parent / "tests" / "data" / "similar" / "pairs.jsonl"
 PAPERS = ["南通日报", "泉州晚报", "重庆日报", "扬子晚报", "齐鲁晚报"]
@@ -175,7 +175,8 @@ def speed(pool: list[str], count: int) -> None:
         started = _clock()
         with storage._engine.connect() as connection:
             # one lookup for the whole batch, as assign_stories does for a poll's new items
-            stored = find_stored_candidates(connection, (s.band_keys for s in probe_signatures), NOW - timedelta(days=7))
+            first = first_number_since(connection, NOW - timedelta(days=7))
+            stored = find_stored_candidates(connection, (s.band_keys for s in probe_signatures), first)
             for signature in probe_signatures:
                 found = stored.candidates(signature.band_keys)
                 best_match(signature, found, 0.5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -11,7 +12,7 @@ from sqlalchemy import Column, Connection, Integer, MetaData, Table, inspect, te
 
 from aggregator.errors import StorageError
 from aggregator.storage import SqlStorage, connect_storage, open_storage
-from aggregator.storage.schema import MIGRATIONS, Migration
+from aggregator.storage.schema import MIGRATIONS, Migration, _number_signatures
 from tests.test_storage import change, make_item
 
 
@@ -151,17 +152,14 @@ def test_sqlite_search_index_merges_sixteen_segments_at_a_time(tmp_path: Path) -
         store.close()
 
 
-def test_store_of_the_previous_version_gets_its_category_stats_counted(
+def test_store_of_the_version_before_category_stats_gets_its_items_counted(
     raw_store: SqlStorage, store_url: str, now: datetime
 ) -> None:
-    """The version before category_stats is today's schema without the table: its items are counted once."""
+    """A store stopped just before category_stats has its memberships counted once, by the migration."""
     from tests.test_storage import counted_by_scanning
 
-    raw_store.migrate(MIGRATIONS)
-    raw_store.apply_update([change("insert", make_item(f"NW{n}", now)) for n in range(3)], None)
-    with raw_store._engine.begin() as connection:
-        connection.execute(text("DROP TABLE category_stats"))
-        connection.execute(text(f"UPDATE schema_version SET version = {version_before('_add_category_stats')}"))
+    store_items_at_version(raw_store, version_before("_add_category_stats"),
+                           [(f"NW{n}", None, now - timedelta(hours=n)) for n in range(3)])
 
     reopened = open_storage(store_url)
     try:
@@ -174,19 +172,12 @@ def test_store_of_the_previous_version_gets_its_category_stats_counted(
 def test_store_of_the_version_before_listed_at_gets_its_memberships_dated(
     raw_store: SqlStorage, store_url: str, now: datetime
 ) -> None:
-    """Memberships stored before item_categories.listed_at get their item's listing date, and the category
-    head reads in the same order as before."""
+    """Memberships stored before item_categories.listed_at get their item's listing date (published, else
+    first seen), and the category head reads in the order the former sort gave."""
     hour = timedelta(hours=1)
-    raw_store.migrate(MIGRATIONS)
-    raw_store.apply_update([
-        change("insert", make_item("NW1", now, published=now - hour)),
-        change("insert", make_item("NW2", now - 2 * hour)),
-        change("insert", make_item("NW3", now, published=now + hour)),
-    ], None)
-    with raw_store._engine.begin() as connection:
-        connection.execute(text("DROP INDEX ix_item_categories_newest_first"))
-        connection.execute(text("ALTER TABLE item_categories DROP COLUMN listed_at"))
-        connection.execute(text(f"UPDATE schema_version SET version = {version_before('_list_memberships_by_date')}"))
+    store_items_at_version(raw_store, version_before("_list_memberships_by_date"),
+                           [("NW1", now - hour, now), ("NW2", None, now - 2 * hour), ("NW3", now + hour, now)],
+                           without_listed_at=True)
 
     reopened = open_storage(store_url)
     try:
@@ -198,6 +189,79 @@ def test_store_of_the_version_before_listed_at_gets_its_memberships_dated(
         reopened.close()
 
 
+def store_items_at_version(
+    store: SqlStorage, version: int, rows: list[tuple[str, datetime | None, datetime]], *,
+    without_listed_at: bool = False,
+) -> None:
+    """Migrate `store` to `version` and write (article_id, published, first_seen) items in category
+    nantongribao with the SQL of that version (today's code writes tables it does not have yet)."""
+    from aggregator.storage.schema import item_categories, items
+
+    assert store.migrate(MIGRATIONS[:version]) == version
+    with store._engine.begin() as connection:
+        if without_listed_at:  # version 1 creates today's table; a store made by an older release has neither
+            connection.execute(text("DROP INDEX ix_item_categories_newest_first"))
+            connection.execute(text("ALTER TABLE item_categories DROP COLUMN listed_at"))
+        for position, (article_id, published, first_seen) in enumerate(rows):
+            connection.execute(items.insert().values(
+                article_id=article_id, position=position, title="t", html="<p>x</p>", published=published,
+                updated=first_seen, first_seen=first_seen, content_hash="c"))
+            connection.execute(item_categories.insert().values(
+                article_id=article_id, category="nantongribao", position=position))
+
+
 def version_before(migration_name: str) -> int:
     """The schema version a store had before the named migration ran."""
     return [migration.__name__ for migration in MIGRATIONS].index(migration_name)
+
+
+#: the band lookup of version 8 (storage/bands.py before signature numbers), per key
+_LOOKUP_V8 = (
+    "SELECT article_id FROM signature_bands WHERE band_key = :key AND seen_at >= :cutoff "
+    "ORDER BY seen_at DESC, article_id DESC LIMIT :limit"
+)
+
+
+def test_store_with_band_rows_migrated_to_signature_numbers_finds_the_same_candidates(
+    raw_store: SqlStorage, now: datetime
+) -> None:
+    """Ties on seen_at, article_ids out of seen_at order, keys shared by more items than a lookup reads,
+    rows older than the window: the same ids under every key before and after the migration."""
+    from sqlalchemy import bindparam, select, text
+
+    from aggregator.storage.bands import CANDIDATES_PER_KEY, find_stored_candidates, first_number_since
+    from aggregator.storage.schema import _stories_v4, item_signatures, stories
+
+    version = MIGRATIONS.index(_number_signatures)
+    raw_store.migrate(MIGRATIONS[:version])
+    rng = random.Random(14)
+    seen = [now - timedelta(days=days) for days in (9, 3, 3, 1, 0)]
+    article_ids = [f"NW{n}" for n in rng.sample(range(100, 999), 40)]  # ids in no particular order
+    raw_store.apply_update([change("insert", make_item(article_id, now)) for article_id in article_ids], None)
+    signatures = [{"article_id": article_id, "sketch": b"\0" * 8, "numbers": "", "shingle_count": 1,
+                   "seen_at": rng.choice(seen), "story_id": article_id, "member_index": 0}
+                  for article_id in article_ids]
+    keys = list(range(-6, 6))
+    bands = {(key, row["seen_at"], row["article_id"]) for row in signatures for key in rng.sample(keys, 4)}
+    cutoff = now - timedelta(days=7)
+    lookup_v8 = text(_LOOKUP_V8).bindparams(bindparam("cutoff", type_=item_signatures.c.seen_at.type))
+    with raw_store._engine.begin() as connection:
+        connection.execute(_stories_v4.tables["item_signatures"].insert(), signatures)
+        connection.execute(stories.insert(), [{"story_id": row["story_id"], "member_count": 1, "updated": now}
+                                              for row in signatures])
+        connection.execute(_stories_v4.tables["signature_bands"].insert(),
+                           [{"band_key": key, "seen_at": at, "article_id": article_id} for key, at, article_id in bands])
+        before = {key: set(connection.execute(lookup_v8, {"key": key, "cutoff": cutoff, "limit": CANDIDATES_PER_KEY})
+                           .scalars()) for key in keys}
+
+    assert raw_store.migrate(MIGRATIONS) == len(MIGRATIONS)
+
+    with raw_store._engine.begin() as connection:
+        numbered = connection.execute(
+            select(item_signatures.c.number, item_signatures.c.seen_at, item_signatures.c.article_id)
+            .order_by(item_signatures.c.number)).all()
+        found = find_stored_candidates(connection, [(key,) for key in keys], first_number_since(connection, cutoff))
+    assert [row[0] for row in numbered] == list(range(1, len(article_ids) + 1))
+    assert [row[1:] for row in numbered] == sorted((row["seen_at"], row["article_id"]) for row in signatures)
+    assert {key: set(found.ranked[(key,)]) for key in keys} == before
+    assert all(len(ids) == CANDIDATES_PER_KEY for ids in before.values())  # every key is capped: ties decide

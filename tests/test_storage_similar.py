@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime, timedelta
 
+from sqlalchemy import text
+
 from aggregator.models import Item, ItemChange
 from aggregator.similar.clusters import sign_item
 from aggregator.storage import SignedItem, Storage, StoryCounts, StoryRequest, open_storage
@@ -130,3 +132,23 @@ def test_items_and_their_stories_commit_together_and_a_refused_item_gets_no_stor
     assert applied.stories[1].story_categories == {"a", "b"}
     assert [m.article_id for m in storage.story_members("NW2")] == ["NW1", "NW2"]
     assert storage.story_members("NW3") == []
+
+
+def test_signatures_are_numbered_in_seen_order_and_their_band_rows_leave_with_the_window(
+    storage: Storage, now: datetime
+) -> None:
+    def numbers() -> tuple[list[tuple[int, str]], set[int]]:
+        # the engine is private: the test looks under the API at the band index
+        with storage._engine.connect() as connection:  # type: ignore[attr-defined]
+            signed = connection.execute(text("SELECT number, article_id FROM item_signatures ORDER BY number")).all()
+            banded = set(connection.execute(text("SELECT DISTINCT number FROM signature_bands")).scalars())
+        return [tuple(row) for row in signed], banded
+
+    store_and_sign(storage, [make_item("NW3", STORY, now, "a"), make_item("NW1", OTHER_STORY, now, "a"),
+                             make_item("NW2", STORY, now - timedelta(hours=1), "a")], now)
+    assert numbers() == ([(1, "NW2"), (2, "NW1"), (3, "NW3")], {1, 2, 3})  # seen_at, then article_id
+
+    later = now + timedelta(days=7) - timedelta(minutes=30)  # NW2 has left the window, NW1 and NW3 not yet
+    stale = make_item("NW4", OTHER_STORY, now - timedelta(days=8), "b")  # signed long after it was seen
+    assert store_and_sign(storage, [make_item("NW5", STORY, later, "b"), stale], later) == ["NW3", "NW1"]
+    assert numbers() == ([(1, "NW2"), (2, "NW1"), (3, "NW3"), (4, "NW4"), (5, "NW5")], {2, 3, 5})

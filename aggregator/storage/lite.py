@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 #: the schema version whose `sources` and `publish_owed` tables this module reads and writes; a store at
 #: any other version is opened by sql.py (which migrates it). Equal to len(schema.MIGRATIONS) (a test says so)
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 #: the same as sql.py's
 SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
 

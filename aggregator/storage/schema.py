@@ -183,20 +183,27 @@ item_signatures = Table(
     #: the earlier item this one was found to reprint, and their estimated similarity
     Column("matched_id", String),
     Column("similarity", Float),
+    #: 1, 2, 3, … in the order items were signed (seen_at, then article_id, within a transaction): the band
+    #: index's item key (issue 14, storage/bands.py). NOT NULL on PostgreSQL; SQLite cannot add a NOT NULL
+    #: column without a default, and the one writer (storage/similar.py) always sets it
+    Column("number", BigInteger, nullable=False),
     UniqueConstraint("story_id", "member_index"),
 )
 
-#: LSH band keys of the signed items of the window: the index that finds an item's candidates
+#: LSH band keys of the signed items of the window, by signature number: the index that finds an item's
+#: candidates. A WITHOUT ROWID table on SQLite, so a row is one entry of one B-tree ordered by its key.
 signature_bands = Table(
     "signature_bands",
     metadata,
     Column("band_key", BigInteger, nullable=False),
-    Column("seen_at", UtcDateTime, nullable=False),
-    Column("article_id", String, nullable=False),
-    # the key's newest rows first: a lookup reads a bounded number of rows per key
-    PrimaryKeyConstraint("band_key", "seen_at", "article_id"),
+    #: item_signatures.number
+    Column("number", BigInteger, nullable=False),
+    # the key's newest rows last: a lookup reads a bounded number of rows per key, backwards
+    PrimaryKeyConstraint("band_key", "number"),
+    sqlite_with_rowid=False,
 )
-Index("ix_signature_bands_seen_at", signature_bands.c.seen_at)
+# pruning the rows that left the window walks this index from its start
+Index("ix_signature_bands_number", signature_bands.c.number)
 
 #: one row per story (a singleton too): its size and when it last gained a member
 stories = Table(
@@ -260,8 +267,38 @@ def _add_category_titles(connection: Connection) -> None:
     metadata.create_all(connection, tables=[category_titles])
 
 
+#: item_signatures and signature_bands as version 4 created them (migration 3, `_add_stories`), frozen
+#: so a new store is built through the same migrations as an old one was
+_stories_v4 = MetaData()
+Table(
+    "item_signatures",
+    _stories_v4,
+    Column("article_id", String, ForeignKey(items.c.article_id), primary_key=True),
+    Column("sketch", LargeBinary, nullable=False),
+    Column("numbers", Text, nullable=False),
+    Column("shingle_count", Integer, nullable=False),
+    Column("seen_at", UtcDateTime, nullable=False),
+    Column("story_id", String, nullable=False),
+    Column("member_index", Integer, nullable=False),
+    Column("matched_id", String),
+    Column("similarity", Float),
+    UniqueConstraint("story_id", "member_index"),
+)
+_signature_bands_v4 = Table(
+    "signature_bands",
+    _stories_v4,
+    Column("band_key", BigInteger, nullable=False),
+    Column("seen_at", UtcDateTime, nullable=False),
+    Column("article_id", String, nullable=False),
+    PrimaryKeyConstraint("band_key", "seen_at", "article_id"),
+)
+Index("ix_signature_bands_seen_at", _signature_bands_v4.c.seen_at)
+
+
 def _add_stories(connection: Connection) -> None:
-    metadata.create_all(connection, tables=[item_signatures, signature_bands, stories, story_categories])
+    # the signature tables as this migration made them; _number_signatures turns them into today's
+    metadata.create_all(connection, tables=[stories, story_categories])
+    _stories_v4.create_all(connection)
 
 
 def _add_skipped_items(connection: Connection) -> None:
@@ -400,12 +437,44 @@ def _list_memberships_by_date(connection: Connection) -> None:
     ix_item_categories_newest_first.create(connection, checkfirst=True)
 
 
+def _number_signatures(connection: Connection) -> None:
+    """Band rows keyed by (band key, signature number) instead of (band key, seen_at, article_id) (issue 14).
+
+    Existing signatures are numbered in (seen_at, article_id) order, the order in which the band lookup
+    took them to be newest, so a migrated store finds the same candidates; the band rows are rebuilt
+    under the numbers. 32 rows per item in one narrow B-tree instead of three wide ones: storage/bands.py.
+    """
+    number_type = "BIGINT" if connection.dialect.name == "postgresql" else "INTEGER"
+    connection.execute(text(f"ALTER TABLE item_signatures ADD COLUMN number {number_type}"))
+    connection.execute(text(
+        "UPDATE item_signatures SET number = r.n FROM (SELECT article_id, "
+        "row_number() OVER (ORDER BY seen_at, article_id) AS n FROM item_signatures) AS r "
+        "WHERE r.article_id = item_signatures.article_id"
+    ))
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("ALTER TABLE item_signatures ALTER COLUMN number SET NOT NULL"))
+    # the newest number (the next one's base), a number by its item (band lookup), the window's first number
+    connection.execute(text("CREATE UNIQUE INDEX ix_item_signatures_number ON item_signatures (number)"))
+    connection.execute(text("CREATE INDEX ix_item_signatures_seen_at ON item_signatures (seen_at, number)"))
+    connection.execute(text(
+        "CREATE TEMPORARY TABLE band_numbers AS SELECT DISTINCT b.band_key, s.number FROM signature_bands AS b "
+        "JOIN item_signatures AS s ON s.article_id = b.article_id"
+    ))
+    connection.execute(text("DROP TABLE signature_bands"))
+    metadata.create_all(connection, tables=[signature_bands])
+    connection.execute(text(
+        "INSERT INTO signature_bands (band_key, number) SELECT band_key, number FROM band_numbers ORDER BY band_key, number"
+    ))
+    connection.execute(text("DROP TABLE band_numbers"))
+
+
 Migration = Callable[[Connection], None]
 
 #: MIGRATIONS[i] takes the store from version i to version i + 1
 MIGRATIONS: tuple[Migration, ...] = (
     _create_version_1, _add_category_titles, create_search_index, _add_stories, _add_skipped_items, _add_publish_owed,
     _add_coordination, merge_search_segments_less_often, _add_category_stats, _list_memberships_by_date,
+    _number_signatures,
 )
 
 

@@ -19,7 +19,6 @@ from sqlalchemy import (
     Connection,
     bindparam,
     case,
-    delete,
     func,
     select,
     update,
@@ -32,8 +31,11 @@ from aggregator.storage.bands import (
     CANDIDATES_PER_KEY,
     MAX_CANDIDATES,
     StoredCandidates,
-    datetime_binder,
     find_stored_candidates,
+    first_number_since,
+    insert_bands,
+    next_number,
+    prune_bands,
 )
 from aggregator.storage.schema import (
     insert_ignoring_conflicts,
@@ -41,7 +43,6 @@ from aggregator.storage.schema import (
     item_signatures,
     item_sources,
     items,
-    signature_bands,
     stories,
     story_categories,
 )
@@ -133,18 +134,19 @@ def assign_stories(
     an earlier item of the batch started. Everything is written at the end with one executemany per table.
     """
     cutoff = now - window
-    connection.execute(delete(signature_bands).where(signature_bands.c.seen_at < cutoff))
+    first_number = first_number_since(connection, cutoff)
+    prune_bands(connection, first_number)
     done = _signed_ids(connection, [item.article_id for item in signed])
     todo: list[SignedItem] = []
     for item in signed:
         if item.article_id not in done:  # signed already: a retried poll never moves an item
             done.add(item.article_id)
             todo.append(item)
-    batch = _Batch()
+    batch = _Batch(cutoff)
     for begin in range(0, len(todo), LOOKUP_BATCH):  # slices keep a large import's lookup memory bounded
         part = todo[begin : begin + LOOKUP_BATCH]
         stored = find_stored_candidates(
-            connection, (item.signature.band_keys for item in part if item.signature.is_matchable), cutoff)
+            connection, (item.signature.band_keys for item in part if item.signature.is_matchable), first_number)
         for item in part:
             _place(item, stored, batch, threshold)
     batch.write(connection)
@@ -173,7 +175,9 @@ def _place(item: SignedItem, stored: StoredCandidates, batch: _Batch, threshold:
 class _Batch:
     """The stories one assign_stories call decides, kept in memory until written in one go."""
 
-    def __init__(self) -> None:
+    def __init__(self, cutoff: datetime) -> None:
+        #: the window's start: an item seen before it gets no band rows (the next lookup would not read them)
+        self.cutoff = cutoff
         self.assignments: list[StoryAssignment] = []
         #: story_id → members so far (stories of this batch, and stored stories this batch grows)
         self.member_counts: dict[str, int] = {}
@@ -181,7 +185,8 @@ class _Batch:
         #: story_id → seen_at of its newest member
         self.updated: dict[str, datetime] = {}
         self.signature_rows: list[dict[str, Any]] = []
-        self.band_rows: list[tuple[int, datetime, str]] = []
+        #: (band key, article_id, seen_at): numbered when written
+        self.band_rows: list[tuple[int, str, datetime]] = []
         self.category_rows: set[tuple[str, str]] = set()
         #: band key → this batch's items with it, newest last, at most CANDIDATES_PER_KEY
         self._by_key: dict[int, list[str]] = {}
@@ -218,7 +223,7 @@ class _Batch:
                                      signature.numbers)
             self._signed[item.article_id] = stored
             for key in set(signature.band_keys):
-                self.band_rows.append((key, item.seen_at, item.article_id))
+                self.band_rows.append((key, item.article_id, item.seen_at))
                 same_key = self._by_key.setdefault(key, [])
                 same_key.append(item.article_id)
                 del same_key[:-CANDIDATES_PER_KEY]
@@ -229,6 +234,8 @@ class _Batch:
         ))
 
     def write(self, connection: Connection) -> None:
+        """Everything in one executemany per table. Signatures are numbered after every stored one, in
+        (seen_at, article_id) order (bands.py)."""
         created = [{"story_id": story_id, "member_count": self.member_counts[story_id],
                     "updated": self.updated[story_id]} for story_id in sorted(self.new_stories)]
         grown = [{"key": story_id, "member_count": count, "updated": self.updated[story_id]}
@@ -237,29 +244,22 @@ class _Batch:
             connection.execute(stories.insert(), created)
         if grown:
             connection.execute(update(stories).where(stories.c.story_id == bindparam("key")), grown)
+        numbers: dict[str, int] = {}
         if self.signature_rows:
+            base = next_number(connection)
+            self.signature_rows.sort(key=lambda row: (row["seen_at"], row["article_id"]))
+            for offset, row in enumerate(self.signature_rows):
+                row["number"] = numbers[row["article_id"]] = base + offset
             connection.execute(item_signatures.insert(), self.signature_rows)
-        if self.band_rows:
-            _insert_bands(connection, self.band_rows)
+        band_rows = sorted((key, numbers[article_id]) for key, article_id, seen_at in self.band_rows
+                           if seen_at >= self.cutoff)
+        if band_rows:
+            insert_bands(connection, band_rows)
         if self.category_rows:
             connection.execute(
                 insert_ignoring_conflicts(connection, story_categories, ["story_id", "category"]),
                 [{"story_id": story_id, "category": category} for story_id, category in sorted(self.category_rows)],
             )
-
-
-def _insert_bands(connection: Connection, rows: Sequence[tuple[int, datetime, str]]) -> None:
-    """Band rows through the driver: 32 rows per item made SQLAlchemy's per-row type processing cost
-    more than the insert itself (bench/bench_similar.py)."""
-    dialect = connection.dialect
-    bind = datetime_binder(dialect)
-    place = "?" if dialect.paramstyle == "qmark" else "%s"
-    bound: dict[datetime, Any] = {}
-    values = [(key, bound[seen_at] if seen_at in bound else bound.setdefault(seen_at, bind(seen_at)), article_id)
-              for key, seen_at, article_id in rows]
-    connection.exec_driver_sql(
-        f"INSERT INTO signature_bands (band_key, seen_at, article_id) VALUES ({place}, {place}, {place})", values
-    )
 
 
 def _story_categories(connection: Connection, story_ids: Collection[str]) -> dict[str, frozenset[str]]:

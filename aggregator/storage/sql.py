@@ -265,8 +265,10 @@ class SqlStorage:
         action = (
             "could not save a poll" if state is None else f"could not save the poll of source {state.name}"
         )
-        # only item writes need the store-wide order (dense positions); a poll that changed nothing does not
-        serialize = any(change.action != "unchanged" for change in changes) or bool(category_titles)
+        # only item writes need the store-wide order (dense positions, signature numbers); a poll that changed
+        # nothing does not
+        serialize = (any(change.action != "unchanged" for change in changes) or bool(category_titles)
+                     or bool(stories and stories.signed))
         try:
             with wrap_storage_errors(action), self._write(serialize=serialize) as connection:
                 if category_titles:
