@@ -152,3 +152,30 @@ def test_signatures_are_numbered_in_seen_order_and_their_band_rows_leave_with_th
     stale = make_item("NW4", OTHER_STORY, now - timedelta(days=8), "b")  # signed long after it was seen
     assert store_and_sign(storage, [make_item("NW5", STORY, later, "b"), stale], later) == ["NW3", "NW1"]
     assert numbers() == ([(1, "NW2"), (2, "NW1"), (3, "NW3"), (4, "NW4"), (5, "NW5")], {2, 3, 5})
+
+
+def test_purged_items_leave_their_stories_and_the_band_index(storage: Storage, now: datetime) -> None:
+    """Retention with detection on: the purge removes signatures and band rows with the items (a foreign key
+    refused it before), a story left empty goes, and a story's remaining members are numbered again."""
+    day = timedelta(days=1)
+    old = [make_item(f"NW{n}", STORY + f"<p>（文章来源：报{n}）</p>", now - (9 - n) * day, f"c{n}") for n in range(3)]
+    alone = make_item("NW9", OTHER_STORY, now - 9 * day, "c9", title="沪指涨0.52%")
+    store_and_sign(storage, [alone, *old], now - 9 * day, window=timedelta(days=30))
+    assert [m.article_id for m in storage.story_members("NW2")] == ["NW0", "NW1", "NW2"]
+
+    purged = storage.purge_items_before(now - 7 * day - timedelta(hours=1))  # NW0, NW1 (listed day -9, -8), NW9
+
+    assert set(purged.article_ids) == {"NW0", "NW1", "NW9"}
+    members = storage.story_members("NW2")
+    assert [(m.article_id, m.member_index) for m in members] == [("NW2", 0)]
+    counts = storage.story_counts()
+    assert (counts.stories, counts.merged_items, counts.signed_items) == (0, 0, 1)
+    with storage._engine.connect() as connection:  # type: ignore[attr-defined]
+        bands = connection.execute(text("SELECT count(*) FROM signature_bands")).scalar_one()
+        story_rows = connection.execute(text("SELECT story_id, member_count FROM stories ORDER BY story_id")).all()
+    assert bands == 32  # NW2's own
+    assert [tuple(row) for row in story_rows] == [("NW0", 1)]  # the story keeps its id; NW9's is gone
+
+    reprint = make_item("NW5", STORY + "<p>（文章来源：报5）</p>", now, "c5")
+    assert store_and_sign(storage, [reprint], now, window=timedelta(days=30)) == ["NW0"]
+    assert [(m.article_id, m.member_index) for m in storage.story_members("NW5")] == [("NW2", 0), ("NW5", 1)]
