@@ -133,13 +133,21 @@ def _band_hits(connection: Connection, keys: Sequence[int], first_number: int) -
     dialect = connection.dialect
     sql = _statement(dialect)
     hits: dict[int, list[str]] = {}
-    for begin in range(0, len(keys), 4 * _CHUNK_SIZE):
-        chunk = list(keys[begin : begin + 4 * _CHUNK_SIZE])
-        # the keys as one parameter: a JSON text for SQLite's json_each, an array for PostgreSQL's unnest
-        parameters: Any = ((json.dumps(chunk), first_number) if dialect.paramstyle == "qmark"
-                           else {"keys": chunk, "first": first_number})
-        for key, article_id in connection.exec_driver_sql(sql, parameters):
-            hits.setdefault(key, []).append(article_id)
+    # the driver's own cursor, in the connection's transaction: up to 4 rows per key, 32 keys per item, made
+    # SQLAlchemy's per-row result processing cost more than the statement (~7 µs a row, fetchall ~0.3 µs)
+    # (so aggregator_db_statements_total does not count this one statement per 64 new items)
+    cursor = connection.connection.cursor()
+    try:
+        for begin in range(0, len(keys), 4 * _CHUNK_SIZE):
+            chunk = list(keys[begin : begin + 4 * _CHUNK_SIZE])
+            # the keys as one parameter: a JSON text for SQLite's json_each, an array for PostgreSQL's unnest
+            parameters: Any = ((json.dumps(chunk), first_number) if dialect.paramstyle == "qmark"
+                               else {"keys": chunk, "first": first_number})
+            cursor.execute(sql, parameters)
+            for key, article_id in cursor.fetchall():
+                hits.setdefault(key, []).append(article_id)
+    finally:
+        cursor.close()
     return hits
 
 
