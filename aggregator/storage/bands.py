@@ -5,9 +5,8 @@ band row is (band key, number): one entry of one narrow B-tree (a WITHOUT ROWID 
 the rows were (band key, seen_at, article_id) in a rowid table with two indexes. Written 32 per item,
 those rows were the largest single cost of storing a poll: 291,520 of them in 200 transactions take
 2.6–4.6 s as numbers against 8.4–10.7 s before on SQLite, in a quarter of the space (bench/bench_bands.py,
-alternating in one run). The window `seen_at >= cutoff`
-becomes `number >= first_number_since(cutoff)`, one probe of an index on item_signatures; rows below it
-are pruned through the index on number.
+alternating in one run). The window `seen_at >= cutoff` becomes `number >= first_number_since(cutoff)`,
+one probe of an index on item_signatures; rows below it are pruned through the index on number.
 
 One statement reads, for every distinct band key of the batch, the newest CANDIDATES_PER_KEY rows of
 the window (the highest numbers) with their article_ids; the items of each new item are then ranked in

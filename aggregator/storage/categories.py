@@ -6,15 +6,15 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Insert, bindparam, case, delete, func, select
+from sqlalchemy import Connection, Insert, bindparam, case, delete, select
 
 from aggregator.storage.schema import (
     category_stats,
     category_titles,
+    count_categories,
     dialect_insert,
     insert_ignoring_conflicts,
     item_categories,
-    items,
 )
 
 
@@ -65,12 +65,7 @@ def recount_category_stats(connection: Connection, categories: Collection[str]) 
     if not wanted:
         return
     connection.execute(delete(category_stats).where(category_stats.c.category.in_(wanted)))
-    recounted = (
-        select(item_categories.c.category, func.count(), func.max(items.c.updated))
-        .join(items)
-        .where(item_categories.c.category.in_(bindparam("wanted", expanding=True)))
-        .group_by(item_categories.c.category)
-    )
+    recounted = count_categories().where(item_categories.c.category.in_(bindparam("wanted", expanding=True)))
     connection.execute(
         category_stats.insert().from_select(["category", "item_count", "last_updated"], recounted),
         {"wanted": wanted},

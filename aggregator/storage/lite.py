@@ -28,6 +28,7 @@ from aggregator.models import SourceState
 from aggregator.storage.errors import wrap_storage_errors
 from aggregator.storage.lock import hold_file_lock
 from aggregator.storage.sources import STATE_COLUMNS, state_from_row, state_row
+from aggregator.storage.pragmas import SQLITE_BUSY_TIMEOUT_SECONDS, set_up_connection
 
 if TYPE_CHECKING:
     from aggregator.storage.sql import Storage
@@ -35,8 +36,6 @@ if TYPE_CHECKING:
 #: the schema version whose `sources` and `publish_owed` tables this module reads and writes; a store at
 #: any other version is opened by sql.py (which migrates it). Equal to len(schema.MIGRATIONS) (a test says so)
 SCHEMA_VERSION = 11
-#: the same as sql.py's
-SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
 
 _JSON_COLUMNS = frozenset({"last_error", "skipped_items"})
 _DATETIME_COLUMNS = frozenset({"next_poll_at", "last_success_at", "last_polled_at"})
@@ -66,9 +65,7 @@ def open_lite_storage(store: str, open_full: Callable[[], Storage]) -> Storage |
         if version is None or version[0] != SCHEMA_VERSION:
             connection.close()
             return None
-        # as sql.py's _configure_sqlite sets every connection (WAL and synchronous decide durability)
-        for pragma in ("journal_mode = WAL", "foreign_keys = ON", "synchronous = NORMAL"):
-            connection.execute(f"PRAGMA {pragma}")
+        set_up_connection(connection.execute)  # as sql.py sets up every connection
     except sqlite3.Error:  # no schema_version table, not a database, locked: sql.py says what is wrong
         connection.close()
         return None

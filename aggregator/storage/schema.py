@@ -33,9 +33,11 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    Select,
     inspect,
     select,
     text,
+    update,
 )
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import TypeDecorator
@@ -414,15 +416,20 @@ def _add_coordination(connection: Connection) -> None:
     connection.execute(text("CREATE INDEX ix_sources_leased ON sources (lease_until) WHERE leased_by IS NOT NULL"))
 
 
-def _add_category_stats(connection: Connection) -> None:
-    """category_stats, filled by one scan of the memberships: the last one a publish makes."""
-    metadata.create_all(connection, tables=[category_stats])
-    counted = (
+def count_categories() -> Select[tuple[str, int, datetime]]:
+    """category_stats's rows counted from the memberships: one scan of them (narrow it with a WHERE)."""
+    return (
         select(item_categories.c.category, func.count(), func.max(items.c.updated))
         .join(items)
         .group_by(item_categories.c.category)
     )
-    connection.execute(category_stats.insert().from_select(["category", "item_count", "last_updated"], counted))
+
+
+def _add_category_stats(connection: Connection) -> None:
+    """category_stats, filled by one scan of the memberships: the last one a publish makes."""
+    metadata.create_all(connection, tables=[category_stats])
+    connection.execute(
+        category_stats.insert().from_select(["category", "item_count", "last_updated"], count_categories()))
 
 
 def _list_memberships_by_date(connection: Connection) -> None:
@@ -431,9 +438,8 @@ def _list_memberships_by_date(connection: Connection) -> None:
     if "listed_at" not in {column["name"] for column in inspect(connection).get_columns(item_categories.name)}:
         column_type = item_categories.c.listed_at.type.compile(dialect=connection.dialect)
         connection.execute(text(f"ALTER TABLE {item_categories.name} ADD COLUMN listed_at {column_type}"))
-    connection.execute(text(
-        f"UPDATE {item_categories.name} SET listed_at = (SELECT coalesce(items.published, items.first_seen)"
-        f" FROM items WHERE items.article_id = {item_categories.name}.article_id)"))
+    connection.execute(update(item_categories).values(listed_at=select(newest_first_key()).where(
+        items.c.article_id == item_categories.c.article_id).scalar_subquery()))
     ix_item_categories_newest_first.create(connection, checkfirst=True)
 
 

@@ -24,6 +24,7 @@ from aggregator.storage import categories, items, owed, retention, schema, searc
 from aggregator.storage.errors import wrap_storage_errors
 from aggregator.storage.categories import CategoryStats
 from aggregator.storage.lock import advisory_key, hold_advisory_lock, hold_file_lock
+from aggregator.storage.pragmas import SQLITE_BUSY_TIMEOUT_SECONDS, set_up_connection
 from aggregator.storage.retention import Purged
 from aggregator.storage.search import SearchPage
 from aggregator.storage.similar import SignedItem, StoryAssignment, StoryMember, StoryRequest, StoryView
@@ -34,8 +35,6 @@ __all__ = [
     "wrap_storage_errors",
 ]
 
-#: how long a SQLite statement waits for another connection's write lock before "database is locked"
-SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
 #: how long opening a PostgreSQL connection may take, unless the URL says otherwise
 PG_CONNECT_TIMEOUT_SECONDS = 10
 
@@ -469,12 +468,7 @@ def _configure_sqlite(engine: Engine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute("PRAGMA journal_mode = WAL")
-            cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_SECONDS * 1000)}")
-            cursor.execute("PRAGMA foreign_keys = ON")
-            # WAL + NORMAL stays consistent after a crash; only the last commits may be lost on
-            # power failure, never on a process kill (https://www.sqlite.org/pragma.html#pragma_synchronous)
-            cursor.execute("PRAGMA synchronous = NORMAL")
+            set_up_connection(cursor.execute)
         finally:
             cursor.close()
 
